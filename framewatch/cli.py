@@ -1,0 +1,45 @@
+"""The ``framewatch`` command. Subcommands live beside the code they run and load lazily,
+so ``framewatch ingest`` never pays for importing torch."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+# name -> "module:attribute" of a click command
+COMMANDS = {
+    "up": "framewatch.stack:up",
+    "kafka": "framewatch.stack:kafka",
+    "ingest": "framewatch.ingest.cli:ingest",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported only when used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)  # type: ignore[no-any-return]
+
+
+@click.group(cls=LazyGroup)
+@click.option("--log-level", default=None, help="Python log level (default FRAMEWATCH_LOG_LEVEL or INFO).")
+@click.version_option(package_name="framewatch")
+def main(log_level: str | None) -> None:
+    """framewatch: how news and forum coverage frames an issue, and how that shifts."""
+    from framewatch.settings import Settings
+
+    level = log_level or Settings().log_level
+    logging.basicConfig(
+        level=level.upper(), stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

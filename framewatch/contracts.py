@@ -1,0 +1,312 @@
+"""Message contracts: one frozen, versioned record type per Kafka topic, encoded as JSON.
+
+Records never carry Kafka coordinates; those live in :class:`MessageContext`. Change a record
+by copying it (``dataclasses.replace``). ``decode(RecordType, raw)`` returns a record or raises
+:class:`~framewatch.errors.DecodeError` carrying a reason from :data:`DECODE_REASONS` and the
+original bytes, which the consumer loop routes to the dead-letter topic.
+
+Compatibility: a reader accepts any ``schema_version`` up to its own and ignores unknown fields,
+so producers can add optional fields without breaking older consumers; removing or retyping a
+field needs a new ``schema_version``.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, TypeVar
+
+from framewatch.errors import DecodeError
+from framewatch.timeutil import format_utc, parse_utc
+
+ItemKind = Literal["article", "forum_post"]
+QuoteOrigin = Literal["markup", "copied"]
+
+# Reasons a message fails to decode; they double as metric label values.
+DECODE_REASONS = ("not_utf8", "not_json", "not_object", "schema_too_new", "invalid_field")
+
+
+@dataclass(frozen=True, slots=True)
+class MessageContext:
+    """Where a message was read from; kept apart from the record itself."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None = None
+    timestamp_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """A passage the author quoted from someone else: never counted as the author's own text."""
+
+    text: str
+    author: str | None = None
+    source_post: str | None = None
+    origin: QuoteOrigin = "markup"
+
+
+@dataclass(frozen=True, slots=True)
+class RawItem:
+    """One fetched feed entry or forum post (topic ``raw-items``, keyed by ``item_id``)."""
+
+    SCHEMA_VERSION: typing.ClassVar[int] = 1
+
+    item_id: str
+    source_id: str
+    feed_url: str
+    kind: ItemKind
+    url: str | None
+    title: str | None
+    author: str | None
+    published_at: datetime
+    fetched_at: datetime
+    text: str
+    quotes: tuple[Quote, ...] = ()
+    thread_id: str | None = None
+    parent_id: str | None = None
+    language: str | None = None
+    outlet: str | None = None
+    tags: tuple[str, ...] = ()
+    schema_version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class FrameScore:
+    """How close a segment is to one frame."""
+
+    frame: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class FramedSegment:
+    """One segment of an item with the frame it got and why (the explanation)."""
+
+    index: int
+    text: str
+    text_hash: str
+    frame: str | None
+    score: float
+    margin: float
+    labels: tuple[str, ...] = ()
+    top: tuple[FrameScore, ...] = ()
+    nearest_examples: tuple[str, ...] = ()
+    duplicate_of: str | None = None
+    cluster: str | None = None
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FramedItem:
+    """One item as framed for one watch (topic ``framed-items``, keyed by ``key``)."""
+
+    SCHEMA_VERSION: typing.ClassVar[int] = 1
+
+    key: str
+    item_id: str
+    watch_id: str
+    source_id: str
+    kind: ItemKind
+    published_at: datetime
+    processed_at: datetime
+    frame: str | None
+    frame_shares: dict[str, float]
+    segments: tuple[FramedSegment, ...]
+    codebook_version: str
+    model_id: str
+    method: str
+    url: str | None = None
+    title: str | None = None
+    outlet: str | None = None
+    duplicate_of: str | None = None
+    schema_version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message some component could not handle (topic ``dead-letters``), with the original bytes."""
+
+    SCHEMA_VERSION: typing.ClassVar[int] = 1
+
+    component: str
+    source_topic: str
+    partition: int
+    offset: int
+    reason: str
+    detail: str
+    raw_b64: str
+    failed_at: datetime
+    key_b64: str | None = None
+    schema_version: int = 1
+
+    @property
+    def raw(self) -> bytes:
+        """The original message bytes."""
+        return base64.b64decode(self.raw_b64)
+
+
+def stable_id(*parts: str) -> str:
+    """Return a short, stable identifier derived from *parts* (same input, same id, forever)."""
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+    return digest[:24]
+
+
+def framed_key(item_id: str, watch_id: str) -> str:
+    """Deterministic key of the framed record for one (item, watch)."""
+    return f"{watch_id}:{item_id}"
+
+
+# --- encoding -------------------------------------------------------------------------------
+
+R = TypeVar("R")
+
+
+def to_dict(record: Any) -> dict[str, Any]:
+    """Return a JSON-ready dict of a record (datetimes as ISO-8601 UTC)."""
+    return typing.cast(dict[str, Any], _plain(record))
+
+
+def encode(record: Any) -> bytes:
+    """Encode a record as compact UTF-8 JSON."""
+    return json.dumps(to_dict(record), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def decode(record_type: type[R], raw: bytes) -> R:
+    """Decode *raw* bytes into *record_type*, or raise DecodeError with a reason and the bytes."""
+    try:
+        text = raw.decode("utf-8")
+    except (UnicodeDecodeError, AttributeError) as exc:
+        raise DecodeError("not_utf8", str(exc), bytes(raw or b"")) from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DecodeError("not_json", str(exc), raw) from exc
+    if not isinstance(data, dict):
+        raise DecodeError("not_object", f"expected a JSON object, got {type(data).__name__}", raw)
+    version = data.get("schema_version", 1)
+    if not isinstance(version, int) or version > record_type.SCHEMA_VERSION:  # type: ignore[attr-defined]
+        raise DecodeError("schema_too_new", f"schema_version {version!r} is not supported", raw)
+    try:
+        return from_dict(record_type, data)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise DecodeError("invalid_field", str(exc), raw) from exc
+
+
+def from_dict(record_type: type[R], data: dict[str, Any]) -> R:
+    """Build a record from a dict, checking every field's type; unknown keys are ignored."""
+    hints = typing.get_type_hints(record_type)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(record_type):  # type: ignore[arg-type]
+        if f.name in data:
+            kwargs[f.name] = _convert(hints[f.name], data[f.name], f.name)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise KeyError(f"missing field {f.name!r}")
+    return record_type(**kwargs)
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, datetime):
+        return format_utc(value)
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _convert(hint: Any, value: Any, name: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _convert(arg, value, name)
+            except (TypeError, ValueError) as exc:
+                errors.append(str(exc))
+        raise TypeError(f"field {name!r}: {'; '.join(errors)}")
+    if origin is Literal:
+        if value not in args:
+            raise ValueError(f"field {name!r}: {value!r} is not one of {list(args)}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise TypeError(f"field {name!r}: expected a list")
+        return tuple(_convert(args[0], v, name) for v in value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise TypeError(f"field {name!r}: expected an object")
+        return {str(k): _convert(args[1], v, name) for k, v in value.items()}
+    if hint is datetime:
+        if not isinstance(value, str):
+            raise TypeError(f"field {name!r}: expected an ISO-8601 string")
+        return parse_utc(value)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise TypeError(f"field {name!r}: expected an object")
+        return from_dict(hint, value)  # type: ignore[arg-type]
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"field {name!r}: expected a number")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"field {name!r}: expected an integer")
+        return value
+    if hint in (str, bool):
+        if not isinstance(value, hint):
+            raise TypeError(f"field {name!r}: expected {hint.__name__}")
+        return value
+    if hint is typing.Any:
+        return value
+    raise TypeError(f"field {name!r}: unsupported type {hint!r}")
+
+
+def dead_letter(
+    component: str, ctx: MessageContext, reason: str, detail: str, raw: bytes, failed_at: datetime
+) -> DeadLetter:
+    """Build the dead-letter record for a message that *component* could not handle."""
+    return DeadLetter(
+        component=component,
+        source_topic=ctx.topic,
+        partition=ctx.partition,
+        offset=ctx.offset,
+        reason=reason,
+        detail=detail[:2000],
+        raw_b64=base64.b64encode(raw).decode("ascii"),
+        failed_at=failed_at,
+        key_b64=base64.b64encode(ctx.key).decode("ascii") if ctx.key is not None else None,
+    )
+
+
+__all__ = [
+    "DECODE_REASONS",
+    "DeadLetter",
+    "FrameScore",
+    "FramedItem",
+    "FramedSegment",
+    "ItemKind",
+    "MessageContext",
+    "Quote",
+    "RawItem",
+    "dead_letter",
+    "decode",
+    "encode",
+    "field",
+    "framed_key",
+    "from_dict",
+    "stable_id",
+    "to_dict",
+]

@@ -1,0 +1,226 @@
+"""The one Kafka loop of framewatch, around pure stage functions, plus client factories.
+
+A *stage* is a function from a micro-batch of ``Message`` to a ``StageOutput``: records to
+produce and failures to dead-letter. It has no Kafka in it. ``run_stage`` polls a bounded
+micro-batch (size and time), calls the stage, produces its output, waits for every produce to be
+acknowledged, and only then commits the consumed offsets. A crash anywhere before the commit
+means the batch is read again: at-least-once delivery, made idempotent downstream by
+deterministic keys and deterministic stages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from framewatch import contracts
+from framewatch.contracts import MessageContext
+from framewatch.errors import DecodeError
+from framewatch.metrics import PipelineMetrics
+from framewatch.settings import DEAD_LETTERS, Settings
+from framewatch.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One consumed message: its coordinates and its raw value."""
+
+    ctx: MessageContext
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A record to produce: full topic name, key and encoded value."""
+
+    topic: str
+    key: str
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A message a stage could not handle, headed for the dead-letter topic."""
+
+    ctx: MessageContext
+    reason: str
+    detail: str
+    raw: bytes
+
+
+@dataclass(slots=True)
+class StageOutput:
+    """What a stage returns for one micro-batch."""
+
+    produce: list[Outgoing] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+
+
+Stage = Callable[[Sequence[Message]], StageOutput]
+
+
+def decode_batch(
+    record_type: type[R], batch: Iterable[Message]
+) -> tuple[list[tuple[MessageContext, R]], list[Failure]]:
+    """Split a batch into decoded records and failures (errors are data)."""
+    oks: list[tuple[MessageContext, R]] = []
+    errs: list[Failure] = []
+    for msg in batch:
+        try:
+            oks.append((msg.ctx, contracts.decode(record_type, msg.value)))
+        except DecodeError as exc:
+            errs.append(Failure(msg.ctx, exc.reason, exc.detail, msg.value))
+    return oks, errs
+
+
+def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
+    """A producer that waits for all in-sync replicas and never reorders or duplicates on retry."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 20,
+        "compression_type": "gzip",
+        "max_request_size": 4 * 1024 * 1024,
+        "client_id": "framewatch",
+    }
+    config.update(overrides)
+    return KafkaProducer(**config)
+
+
+def make_consumer(settings: Settings, group_id: str, topics: Sequence[str], **overrides: Any) -> KafkaConsumer:
+    """A consumer in *group_id* that commits only when told to, starting from the earliest offset."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_poll_records": settings.batch_max_records,
+        "client_id": f"framewatch-{group_id}",
+    }
+    config.update(overrides)
+    consumer = KafkaConsumer(**config)
+    consumer.subscribe(list(topics))
+    return consumer
+
+
+def ensure_topics(settings: Settings, names: Iterable[str], partitions: int | None = None) -> None:
+    """Create the given full topic names if they do not exist yet (idempotent)."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="framewatch-admin")
+    try:
+        existing = set(admin.list_topics())
+        wanted = [
+            NewTopic(name, partitions or settings.topic_partitions, settings.topic_replication)
+            for name in names
+            if name not in existing
+        ]
+        if wanted:
+            # another process may create it between list and create
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(wanted)
+    finally:
+        admin.close()
+
+
+def poll_batch(consumer: KafkaConsumer, max_records: int, max_wait_ms: int) -> list[Message]:
+    """Poll until *max_records* messages or *max_wait_ms* have passed, whichever comes first."""
+    batch: list[Message] = []
+    deadline = time.monotonic() + max_wait_ms / 1000
+    while len(batch) < max_records:
+        remaining_ms = int((deadline - time.monotonic()) * 1000)
+        if remaining_ms <= 0:
+            break
+        polled = consumer.poll(timeout_ms=remaining_ms, max_records=max_records - len(batch))
+        for tp, records in polled.items():
+            for rec in records:
+                ctx = MessageContext(tp.topic, tp.partition, rec.offset, rec.key, rec.timestamp)
+                batch.append(Message(ctx, rec.value if rec.value is not None else b""))
+    return batch
+
+
+def run_stage(
+    *,
+    consumer: KafkaConsumer,
+    producer: KafkaProducer,
+    stage: Stage,
+    settings: Settings,
+    metrics: PipelineMetrics,
+    stop: threading.Event,
+    max_batches: int | None = None,
+    idle_stop_s: float | None = None,
+) -> int:
+    """Run *stage* over the consumer's topics until *stop* is set; returns messages handled.
+
+    ``max_batches`` and ``idle_stop_s`` bound the loop for tests and back-fills.
+    """
+    component = metrics.component
+    dead_topic = settings.topic(DEAD_LETTERS)
+    handled = 0
+    batches = 0
+    idle_since = time.monotonic()
+    metrics.up.labels(component).set(1)
+    try:
+        while not stop.is_set():
+            batch = poll_batch(consumer, settings.batch_max_records, settings.batch_max_wait_ms)
+            if not batch:
+                if idle_stop_s is not None and time.monotonic() - idle_since >= idle_stop_s:
+                    break
+                continue
+            idle_since = time.monotonic()
+            started = time.perf_counter()
+            output = stage(batch)
+            futures = [producer.send(o.topic, key=o.key.encode(), value=o.value) for o in output.produce]
+            for failure in output.failures:
+                record = contracts.dead_letter(
+                    component, failure.ctx, failure.reason, failure.detail, failure.raw, utcnow()
+                )
+                futures.append(producer.send(dead_topic, key=failure.ctx.key, value=contracts.encode(record)))
+                metrics.dead_letters.labels(component, failure.reason).inc()
+                log.warning(
+                    "dead-lettered %s[%d]@%d: %s (%s)", failure.ctx.topic, failure.ctx.partition,
+                    failure.ctx.offset, failure.reason, failure.detail[:200],
+                )
+            producer.flush()
+            for fut in futures:
+                fut.get(timeout=30)  # raises if a produce was not acknowledged: no commit then
+            consumer.commit()
+            for msg in batch:
+                metrics.consumed.labels(component, msg.ctx.topic).inc()
+            for o in output.produce:
+                metrics.produced.labels(component, o.topic).inc()
+            metrics.batch_seconds.labels(component).observe(time.perf_counter() - started)
+            metrics.batch_size.labels(component).observe(len(batch))
+            update_lag(consumer, metrics)
+            handled += len(batch)
+            batches += 1
+            if max_batches is not None and batches >= max_batches:
+                break
+    except KafkaError:
+        log.exception("%s: Kafka error; offsets of the batch in hand were not committed", component)
+        raise
+    finally:
+        metrics.up.labels(component).set(0)
+    return handled
+
+
+def update_lag(consumer: KafkaConsumer, metrics: PipelineMetrics) -> None:
+    """Set the lag gauge for every partition assigned to *consumer*."""
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is None:
+            continue
+        position = consumer.position(tp)
+        metrics.lag.labels(metrics.component, tp.topic, str(tp.partition)).set(max(0, high - position))

