@@ -14,6 +14,7 @@ COMMANDS = {
     "up": "framewatch.stack:up",
     "kafka": "framewatch.stack:kafka",
     "ingest": "framewatch.ingest.cli:ingest",
+    "dashboards": "framewatch.dashboards.cli:dashboards",
 }
 
 
@@ -43,3 +44,5 @@ def main(log_level: str | None) -> None:
         level=level.upper(), stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # kafka-python logs every connection at INFO; keep its warnings, drop the chatter.
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))

@@ -1,0 +1,5 @@
+"""``python -m framewatch`` runs the framewatch command."""
+
+from framewatch.cli import main
+
+main()
