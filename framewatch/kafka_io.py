@@ -176,7 +176,9 @@ def run_stage(
         while not stop.is_set():
             batch = poll_batch(consumer, settings.batch_max_records, settings.batch_max_wait_ms)
             if not batch:
-                if idle_stop_s is not None and time.monotonic() - idle_since >= idle_stop_s:
+                if not consumer.assignment():
+                    idle_since = time.monotonic()  # still joining the group: not idle yet
+                elif idle_stop_s is not None and time.monotonic() - idle_since >= idle_stop_s:
                     break
                 continue
             idle_since = time.monotonic()
