@@ -291,8 +291,101 @@ def dead_letter(
     )
 
 
+# --- framing shifts: aggregation and alerts ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateContribution:
+    """What one framed record adds to the aggregates (compacted topic ``aggregate-state``, keyed
+    by the framed key). ``frame`` is ``None`` for a record that counts nothing (a reprint)."""
+
+    SCHEMA_VERSION: typing.ClassVar[int] = 1
+
+    key: str
+    partition: int
+    watch_id: str
+    published_at: datetime
+    frame: str | None
+    segment_frames: dict[str, int]
+    outlet: str | None = None
+    title: str | None = None
+    url: str | None = None
+    passage: str | None = None
+    score: float = 0.0
+    schema_version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class AggregateRow:
+    """Counts of one watch x frame x time bucket from one framed-items partition (topic
+    ``aggregates``). Values are absolute, so the latest row per ``aggregate_key`` wins; totals
+    are the sum over partitions. ``frame`` ``*`` is the watch total, ``outlet`` ``*`` all outlets."""
+
+    SCHEMA_VERSION: typing.ClassVar[int] = 1
+
+    watch_id: str
+    frame: str
+    granularity: str
+    bucket_start: datetime
+    outlet: str
+    partition: int
+    items: int
+    segments: int
+    schema_version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class AlertItem:
+    """One item shown as evidence of an alert."""
+
+    title: str | None
+    url: str | None
+    outlet: str | None
+    passage: str | None
+    published_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A framing shift worth telling someone about (topic ``alerts``, keyed by ``key``:
+    ``watch:frame:window_start``), with the evidence behind it."""
+
+    SCHEMA_VERSION: typing.ClassVar[int] = 1
+
+    key: str
+    watch_id: str
+    frame: str
+    rule: str
+    window_start: datetime
+    window_end: datetime
+    baseline_share: float
+    observed_share: float
+    observed_count: int
+    window_items: int
+    score: float
+    detected_at: datetime
+    top_items: tuple[AlertItem, ...] = ()
+    schema_version: int = 1
+
+
+def aggregate_key(row: AggregateRow) -> str:
+    """Deterministic key of an aggregate row (one per watch, granularity, bucket, frame, outlet, partition)."""
+    return "|".join(
+        (row.watch_id, row.granularity, format_utc(row.bucket_start), row.frame, row.outlet, f"p{row.partition}")
+    )
+
+
+def alert_key(watch_id: str, frame: str, window_start: datetime) -> str:
+    """Deterministic key of the alert for one watch, frame and window."""
+    return f"{watch_id}:{frame}:{format_utc(window_start)}"
+
+
 __all__ = [
     "DECODE_REASONS",
+    "AggregateContribution",
+    "AggregateRow",
+    "Alert",
+    "AlertItem",
     "DeadLetter",
     "FrameScore",
     "FramedItem",
@@ -301,6 +394,8 @@ __all__ = [
     "MessageContext",
     "Quote",
     "RawItem",
+    "aggregate_key",
+    "alert_key",
     "dead_letter",
     "decode",
     "encode",

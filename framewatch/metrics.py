@@ -139,7 +139,10 @@ class FramingCollector:
 
     ``counts`` returns the aggregator's merged counts as a polars frame with columns watch,
     outlet, granularity, bucket (epoch s), frame (``*`` = watch total), items; ``scores``
-    returns (watch, frame) -> (score, baseline share) of the latest evaluation. Emergent
+    returns (watch, frame) -> (score, baseline share) of the latest evaluation. With several
+    aggregator instances, ``counts`` is the merged view (every instance reports whole-watch
+    shares: aggregate with max) and ``own_counts`` this instance's partitions, which
+    ``framed_items_total`` counts (sum over instances). Emergent
     framings are capped to the ``max_emergent`` largest per watch to keep labels bounded; the
     outlet label appears only when ``by_outlet``.
     """
@@ -151,8 +154,10 @@ class FramingCollector:
         clock: Callable[[], float] = time.time,
         max_emergent: int = 20,
         by_outlet: bool = False,
+        own_counts: Callable[[], Any] | None = None,
     ) -> None:
         self._counts = counts
+        self._own_counts = own_counts or counts
         self._scores = scores
         self._clock = clock
         self._max_emergent = max_emergent
@@ -180,8 +185,9 @@ class FramingCollector:
             outlets = ["*"]
             if self._by_outlet:
                 outlets += sorted(set(five.get_column("outlet").to_list()) - {"*"})
+            own = self._own_counts() if self._own_counts is not self._counts else df
             totals = (
-                df.filter((pl.col("granularity") == "1d") & (pl.col("frame") != "*"))
+                own.filter((pl.col("granularity") == "1d") & (pl.col("frame") != "*"))
                 .group_by(["watch", "frame", "outlet"]).agg(pl.col("items").sum())
                 .sort(["watch", "frame", "outlet"])
             )

@@ -51,10 +51,43 @@ class Settings(BaseSettings):
     batch_max_records: int = Field(256, ge=1, le=100_000, description="Largest micro-batch a consumer handles at once.")
     batch_max_wait_ms: int = Field(500, ge=1, le=60_000, description="Longest wait to fill a micro-batch.")
 
+    # --- processing: framing stage and emergent framings (clustering) ------------------------
+    max_item_chars: int = Field(20_000, ge=500, le=2_000_000, description="Item text framed at most; longer text is cut and its last segment flagged truncated.")
+    max_segments_per_item: int = Field(200, ge=1, le=10_000, description="Segments framed at most per item.")
+    min_latin_ratio: float = Field(0.5, ge=0, le=1, description="Least share of Latin-script letters; below it an item is skipped as unsupported_language.")
+    segment_memory: int = Field(100_000, ge=1000, description="Segment decisions remembered for dedup and idempotent re-processing.")
+    cluster_threshold: float = Field(0.55, gt=0, lt=1, description="Cosine similarity a segment needs to join an emergent cluster.")
+    cluster_merge_threshold: float = Field(0.8, gt=0, le=1, description="Cosine similarity at which two emergent clusters merge (the older id survives).")
+    cluster_half_life_days: float = Field(14.0, gt=0, description="Half-life of an emergent cluster's weight; faded clusters retire (ids never reused).")
+    cluster_min_score: float = Field(0.3, ge=-1, le=1, description="Least cosine to some frame description or example for a segment to count as relevant and be clustered.")
+    cluster_novelty_max: float = Field(0.5, ge=-1, le=1, description="A segment farther than this (cosine) from every frame description and example is unframed: it goes to emergent clustering.")
+    cluster_max: int = Field(500, ge=1, le=100_000, description="Live emergent clusters kept per watch.")
+
     # --- alerting -----------------------------------------------------------------------------
     webhook_secret: SecretStr | None = Field(None, description="Default HMAC-SHA256 key for webhook signatures.")
     smtp_password: SecretStr | None = Field(None, description="Password of the SMTP account used for e-mail alerts.")
     grafana_token: SecretStr | None = Field(None, description="Grafana service-account token for `dashboards push`.")
+
+    # --- framing shifts: aggregation, spikes, notifications ----------------------------------
+    aggregate_by_outlet: bool = Field(False, description="Also aggregate per outlet (adds the outlet label; keep outlets few).")
+    parquet_enabled: bool = Field(True, description="Write framed items and aggregates to Parquet under parquet_dir.")
+    parquet_dir: Path | None = Field(None, description="Parquet folder (partitioned by date); default state_dir/parquet.")
+    spike_z_threshold: float = Field(4.0, gt=0, description="Binomial z a window's share must reach to raise a share_spike alert.")
+    spike_min_count: int = Field(10, ge=1, description="Fewest items of the frame in the window for a share_spike alert.")
+    spike_min_lift: float = Field(0.25, ge=0, description="Least relative rise of the share over its baseline for an alert (0.25 = +25%).")
+    spike_baseline_hours: int = Field(48, ge=1, le=24 * 60, description="Hours before the window that form the EWMA baseline.")
+    spike_baseline_halflife_h: float = Field(12.0, gt=0, description="Half-life of the EWMA baseline, in hours.")
+    spike_min_baseline_items: int = Field(50, ge=1, description="Items the watch needs in the baseline before share_spike alerts.")
+    spike_cooldown_s: float = Field(6 * 3600.0, ge=0, description="Quiet time after an alert before the same watch x frame alerts again.")
+    spike_max_lag_s: float = Field(3600.0, ge=0, description="Windows ending longer ago than this are never evaluated (back-fills never alert).")
+    emergent_min_count: int = Field(8, ge=1, description="Fewest items of a new emergent framing in the window for an emergent_growth alert.")
+    emergent_growth_factor: float = Field(3.0, gt=1, description="Growth over the previous window an emergent framing needs to alert.")
+    emergent_new_within_s: float = Field(2 * 86400.0, gt=0, description="An emergent framing first seen longer ago than this is no longer new.")
+    metrics_max_emergent_frames: int = Field(20, ge=0, le=500, description="Largest emergent framings per watch exported as metric labels.")
+    notify_max_attempts: int = Field(4, ge=1, le=20, description="Delivery attempts of one notification before it is marked failed.")
+    notify_backoff_base_s: float = Field(0.5, ge=0, description="First retry delay of a delivery; doubles per attempt.")
+    notify_timeout_s: float = Field(10.0, gt=0, le=120, description="Timeout of one delivery attempt (HTTP or SMTP).")
+    notify_failing_after: int = Field(3, ge=1, description="Failed deliveries in a row after which a subscriber is reported failing.")
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -80,3 +113,4 @@ FRAMED_ITEMS = "framed-items"
 AGGREGATES = "aggregates"
 ALERTS = "alerts"
 DEAD_LETTERS = "dead-letters"
+AGGREGATE_STATE = "aggregate-state"  # compacted: per-key contributions of the aggregator

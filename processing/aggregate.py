@@ -1,0 +1,358 @@
+"""Framing shares over time: pure aggregation of framed records into watch x frame x bucket counts.
+
+Every framed record becomes one :class:`AggregateContribution` (its primary frame, its segment
+frames, its publication time). The state keeps the latest contribution per record key, so a
+re-delivered record with the same content is a no-op and a changed record replaces its old
+contribution (minus old, plus new). Counts live per framed-items partition, bucketed by the
+item's *publication* time into 5 min, 1 h and 1 day buckets: a late or back-filled item lands in
+its own (old) bucket and never in the current one.
+
+Durability and scaling (the design): the aggregator's only state is the map key ->
+contribution. Every changed contribution is produced to the compacted ``aggregate-state``
+topic in the same loop iteration as the partial aggregates, before the framed-items offsets
+are committed (``run_stage``). On start and on every rebalance an instance reloads the
+contributions of the partitions it was assigned from that topic and rebuilds its counts, so a
+crash (kill -9) loses nothing and a re-read batch finds its contributions already there (no
+double counting). Aggregate rows are *absolute* partial counts per framed-items partition
+(keyed by :func:`~framewatch.contracts.aggregate_key`); totals are the sum over partitions
+(:func:`merge_partials`), so any number of instances in one group give the same totals.
+
+Every instance also reads the other instances' partial rows back (``merge_foreign``), so its
+merged view, its share-of-voice metrics and its spike detection cover every partition; spikes of
+a watch are evaluated by one instance only (the owner of the watch's hashed partition), so two
+instances never raise the same spike twice. A re-read batch re-publishes the rows of all its
+records, which completes a batch whose produce failed halfway. Known limits: contributions are
+kept forever (no retention yet); after a rebalance the new owner of a watch knows the cooldowns
+of alerts raised before its start (read from the alerts topic) but not those raised since by the
+previous owner.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from framewatch.contracts import (
+    AggregateContribution,
+    AggregateRow,
+    AlertItem,
+    aggregate_key,
+)
+
+ALL = "*"  # the frame (watch total) or outlet (all outlets) of a summed row
+EMERGENT_PREFIX = "emergent:"
+GRANULARITIES: dict[str, int] = {"5m": 300, "1h": 3600, "1d": 86400}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# (watch, outlet, granularity, bucket_start_s, frame) -> counts
+BucketKey = tuple[str, str, str, int, str]
+
+
+def bucket_start(ts: datetime, granularity: str) -> datetime:
+    """Start of the bucket of *granularity* that contains *ts* (UTC, epoch aligned)."""
+    step = GRANULARITIES[granularity]
+    seconds = int((ts - _EPOCH).total_seconds() // step * step)
+    return _EPOCH + timedelta(seconds=seconds)
+
+
+def emergent_frame(cluster: str) -> str:
+    """Frame id of an emergent framing found by clustering (``emergent:<id>``)."""
+    return cluster if cluster.startswith(EMERGENT_PREFIX) else f"{EMERGENT_PREFIX}{cluster}"
+
+
+def segment_frame(frame: str | None, cluster: str | None) -> str | None:
+    """The frame a segment counts for: its codebook frame, else its emergent cluster, else none."""
+    if frame:
+        return frame
+    return emergent_frame(cluster) if cluster else None
+
+
+_COLUMNS = ("partition", "watch", "outlet", "t", "frame", "items", "segments")
+_DELTA_SCHEMA = {
+    "partition": pl.Int32, "watch": pl.Utf8, "outlet": pl.Utf8, "t": pl.Int64, "frame": pl.Utf8,
+    "items": pl.Int64, "segments": pl.Int64,
+}
+
+
+class DeltaColumns:
+    """Columns of (partition, watch, outlet, published_s, frame, d_items, d_segments) rows."""
+
+    def __init__(self) -> None:
+        self.cols: tuple[list[Any], ...] = tuple([] for _ in _COLUMNS)
+
+    def __len__(self) -> int:
+        return len(self.cols[0])
+
+    def add(self, c: AggregateContribution, sign: int, by_outlet: bool) -> None:
+        """Append the rows of one contribution times *sign* (0: the buckets it touches)."""
+        if c.frame is None:
+            return
+        p, w, o, t, f, i, s = self.cols
+        ts = int(c.published_at.timestamp())
+        total_segs = sum(c.segment_frames.values())
+        for outlet in ([ALL, c.outlet or "unknown"] if by_outlet else [ALL]):
+            entries = [(c.frame, sign, 0), (ALL, sign, sign * total_segs)]
+            entries += [(frame, 0, sign * n) for frame, n in c.segment_frames.items()]
+            for frame, d_items, d_segs in entries:
+                p.append(c.partition)
+                w.append(c.watch_id)
+                o.append(outlet)
+                t.append(ts)
+                f.append(frame)
+                i.append(d_items)
+                s.append(d_segs)
+
+    def frame(self) -> pl.DataFrame:
+        """The rows as a polars frame."""
+        return pl.DataFrame(dict(zip(_COLUMNS, self.cols, strict=True)), schema=_DELTA_SCHEMA)
+
+
+def bucket_deltas(deltas: DeltaColumns) -> pl.DataFrame:
+    """Sum delta rows per partition x watch x outlet x granularity x bucket x frame (polars),
+    sorted so that outputs come in a deterministic order."""
+    df = deltas.frame()
+    parts = [
+        df.with_columns(granularity=pl.lit(gran), bucket=(pl.col("t") // step) * step)
+        for gran, step in GRANULARITIES.items()
+    ]
+    keys = ["partition", "watch", "outlet", "granularity", "bucket", "frame"]
+    return (
+        pl.concat(parts).group_by(keys).agg(pl.col("items").sum(), pl.col("segments").sum())
+        .sort(["watch", "granularity", "bucket", "frame", "outlet", "partition"])
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What one batch changed: the partial rows to publish and how many records were new/changed."""
+
+    rows: list[AggregateRow]
+    changed: list[AggregateContribution]
+    new_items: list[AggregateContribution]
+
+
+class AggregateState:
+    """Latest contribution per key and the partial counts they sum to (one instance's partitions)."""
+
+    def __init__(self, by_outlet: bool = False) -> None:
+        self.by_outlet = by_outlet
+        self.contributions: dict[str, AggregateContribution] = {}
+        # partition -> bucket key -> [items, segments]
+        self.counts: dict[int, dict[BucketKey, list[int]]] = defaultdict(dict)
+        # merged over all partitions (own and foreign): bucket key -> [items, segments]
+        self.totals: dict[BucketKey, list[int]] = {}
+        # (watch, frame, 5m bucket) -> keys, for evidence
+        self.index: dict[tuple[str, str, int], set[str]] = defaultdict(set)
+        self.first_seen: dict[tuple[str, str], int] = {}
+        self.frames: dict[str, set[str]] = defaultdict(set)
+        # partial counts of partitions other instances own, from their published rows
+        self.foreign: dict[int, dict[BucketKey, list[int]]] = defaultdict(dict)
+
+    def apply(self, incoming: Sequence[AggregateContribution]) -> Applied:
+        """Apply contributions: same content is a no-op, changed content replaces the old."""
+        deltas = DeltaColumns()
+        changed: list[AggregateContribution] = []
+        new_items: list[AggregateContribution] = []
+        for c in incoming:
+            old = self.contributions.get(c.key)
+            if old == c:
+                # rows of every record are re-published (absolute values), so a batch whose
+                # produce failed halfway is completed when it is read again
+                deltas.add(c, 0, self.by_outlet)
+                continue
+            if old is not None:
+                deltas.add(old, -1, self.by_outlet)
+                self._unindex(old)
+            else:
+                new_items.append(c)
+            deltas.add(c, 1, self.by_outlet)
+            self.contributions[c.key] = c
+            self._index(c)
+            changed.append(c)
+        rows = self._apply_deltas(bucket_deltas(deltas)) if len(deltas) else []
+        return Applied(rows, changed, new_items)
+
+    def load(self, contributions: Iterable[AggregateContribution]) -> int:
+        """Restore contributions read back from the state topic; returns how many."""
+        batch = list(contributions)
+        self.apply(batch)
+        return len(batch)
+
+    def drop_partitions(self, partitions: Iterable[int]) -> None:
+        """Forget everything about *partitions*, own state and other instances' rows alike."""
+        gone = set(partitions)
+        for p in gone:
+            for source in (self.counts, self.foreign):
+                for key, (items, segs) in source.pop(p, {}).items():
+                    total = self.totals[key]
+                    total[0] -= items
+                    total[1] -= segs
+        for key in [k for k, c in self.contributions.items() if c.partition in gone]:
+            self._unindex(self.contributions.pop(key))
+
+    def demote_partitions(self, partitions: Iterable[int]) -> None:
+        """Partitions handed to another instance (a rebalance): their counts stay in the totals
+        as the other instance's partial rows, until that instance publishes newer ones."""
+        gone = set(partitions)
+        for p in gone:
+            self.foreign[p] = self.counts.pop(p, {})
+        for key in [k for k, c in self.contributions.items() if c.partition in gone]:
+            self._unindex(self.contributions.pop(key))
+
+    def merge_foreign(self, rows: Iterable[AggregateRow], owned: set[int]) -> int:
+        """Take in partial rows other instances published (rows of owned partitions are ours
+        already and skipped), so totals and spike detection cover every partition."""
+        n = 0
+        for r in rows:
+            if r.partition in owned:
+                continue
+            bucket = int(r.bucket_start.timestamp())
+            key = (r.watch_id, r.outlet, r.granularity, bucket, r.frame)
+            part = self.foreign[r.partition].setdefault(key, [0, 0])
+            d_items, d_segs = r.items - part[0], r.segments - part[1]
+            part[0], part[1] = r.items, r.segments
+            total = self.totals.setdefault(key, [0, 0])
+            total[0] += d_items
+            total[1] += d_segs
+            if r.granularity == "5m" and r.items > 0 and r.frame != ALL:
+                self.frames[r.watch_id].add(r.frame)
+                first = self.first_seen.get((r.watch_id, r.frame))
+                self.first_seen[(r.watch_id, r.frame)] = bucket if first is None else min(first, bucket)
+            n += 1
+        return n
+
+    def partitions(self) -> set[int]:
+        """Partitions with any state."""
+        return {p for p, counts in self.counts.items() if counts}
+
+    def _apply_deltas(self, df: pl.DataFrame) -> list[AggregateRow]:
+        """Add summed deltas to the counts; return the absolute row of every bucket touched."""
+        rows = []
+        for p, watch, outlet, gran, bucket, frame, items, segs in df.iter_rows():
+            key = (watch, outlet, gran, bucket, frame)
+            part = self.counts[p].setdefault(key, [0, 0])
+            if items or segs:
+                part[0] += items
+                part[1] += segs
+                total = self.totals.setdefault(key, [0, 0])
+                total[0] += items
+                total[1] += segs
+                if gran == "5m" and items > 0 and frame != ALL:
+                    self.frames[watch].add(frame)
+                    first = self.first_seen.get((watch, frame))
+                    self.first_seen[(watch, frame)] = bucket if first is None else min(first, bucket)
+            rows.append(AggregateRow(
+                watch_id=watch, frame=frame, granularity=gran, bucket_start=_bucket_time(bucket),
+                outlet=outlet, partition=p, items=part[0], segments=part[1],
+            ))
+        return rows
+
+    def _index(self, c: AggregateContribution) -> None:
+        if c.frame is not None:
+            self.index[(c.watch_id, c.frame, _bucket_s(c.published_at, 300))].add(c.key)
+
+    def _unindex(self, c: AggregateContribution) -> None:
+        if c.frame is not None:
+            self.index[(c.watch_id, c.frame, _bucket_s(c.published_at, 300))].discard(c.key)
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def count(self, watch: str, frame: str, granularity: str, bucket_s: int, outlet: str = ALL) -> int:
+        """Items of *frame* (``*`` for all) in one bucket, summed over partitions."""
+        return self.totals.get((watch, outlet, granularity, bucket_s, frame), (0, 0))[0]
+
+    def top_items(self, watch: str, frame: str, start_s: int, end_s: int, limit: int = 3) -> tuple[AlertItem, ...]:
+        """The best-scoring items of *frame* published in [start_s, end_s), as alert evidence."""
+        found = [
+            self.contributions[k]
+            for b in range(start_s - start_s % 300, end_s, 300)
+            for k in self.index.get((watch, frame, b), ())
+        ]
+        found = [c for c in found if start_s <= c.published_at.timestamp() < end_s]
+        found.sort(key=lambda c: (-c.score, c.key))
+        return tuple(
+            AlertItem(title=c.title, url=c.url, outlet=c.outlet, passage=c.passage, published_at=c.published_at)
+            for c in found[:limit]
+        )
+
+    def frame(self, own: bool = False) -> pl.DataFrame:
+        """Counts as a polars frame (watch, outlet, granularity, bucket, frame, items, segments):
+        merged over every partition, or with *own* only this instance's partitions."""
+        if own:
+            summed: dict[BucketKey, list[int]] = {}
+            for counts in self.counts.values():
+                for k, (items, segs) in counts.items():
+                    acc = summed.setdefault(k, [0, 0])
+                    acc[0] += items
+                    acc[1] += segs
+        else:
+            summed = self.totals
+        return pl.DataFrame(
+            [(*k, v[0], v[1]) for k, v in summed.items()],
+            schema={"watch": pl.Utf8, "outlet": pl.Utf8, "granularity": pl.Utf8, "bucket": pl.Int64,
+                    "frame": pl.Utf8, "items": pl.Int64, "segments": pl.Int64},
+            orient="row",
+        )
+
+
+@functools.lru_cache(maxsize=65536)
+def _bucket_time(bucket_s: int) -> datetime:
+    return _EPOCH + timedelta(seconds=bucket_s)
+
+
+def _bucket_s(ts: datetime, step: int) -> int:
+    t = int(ts.timestamp())
+    return t - t % step
+
+
+def share_of_voice(counts: pl.DataFrame) -> pl.DataFrame:
+    """Add ``share``: a frame's items over the watch total of the same bucket (and outlet)."""
+    keys = ["watch", "outlet", "granularity", "bucket"]
+    totals = counts.filter(pl.col("frame") == ALL).select([*keys, pl.col("items").alias("total")])
+    return (
+        counts.filter(pl.col("frame") != ALL)
+        .join(totals, on=keys, how="left")
+        .with_columns(share=pl.when(pl.col("total") > 0).then(pl.col("items") / pl.col("total")).otherwise(0.0))
+    )
+
+
+def window_shares(counts: pl.DataFrame, now_s: int, window_s: int, outlet: str = ALL) -> pl.DataFrame:
+    """Share of voice per watch x frame over the trailing window ``[now - window, now)``.
+
+    Built from 5 min buckets for windows up to a day (1 h buckets beyond); a bucket counts when
+    it starts inside the window.
+    """
+    gran = "5m" if window_s <= 86400 else "1h"
+    step = GRANULARITIES[gran]
+    first = -(-(now_s - window_s) // step) * step  # first bucket starting inside the window
+    win = counts.filter(
+        (pl.col("granularity") == gran) & (pl.col("outlet") == outlet)
+        & (pl.col("bucket") >= first) & (pl.col("bucket") < now_s)
+    )
+    summed = win.group_by(["watch", "frame"]).agg(pl.col("items").sum())
+    totals = summed.filter(pl.col("frame") == ALL).select(["watch", pl.col("items").alias("total")])
+    return (
+        summed.filter(pl.col("frame") != ALL)
+        .join(totals, on="watch", how="left")
+        .with_columns(share=pl.when(pl.col("total") > 0).then(pl.col("items") / pl.col("total")).otherwise(0.0))
+        .sort(["watch", "frame"])
+    )
+
+
+def merge_partials(rows: Iterable[AggregateRow]) -> dict[tuple[str, str, str, datetime, str], tuple[int, int]]:
+    """Totals from partial rows: the latest row per aggregate key, summed over partitions."""
+    latest: dict[str, AggregateRow] = {}
+    for row in rows:
+        latest[aggregate_key(row)] = row
+    totals: dict[tuple[str, str, str, datetime, str], tuple[int, int]] = {}
+    for row in latest.values():
+        k = (row.watch_id, row.outlet, row.granularity, row.bucket_start, row.frame)
+        items, segs = totals.get(k, (0, 0))
+        totals[k] = (items + row.items, segs + row.segments)
+    return {k: v for k, v in totals.items() if v != (0, 0)}

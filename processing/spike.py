@@ -1,0 +1,223 @@
+"""Spike detection: pure functions deciding when a framing's share of a watch jumps.
+
+Two rules, both evaluated on the trailing window (1 h, sliding in 5 min steps) that ends at the
+current 5 min boundary, from counts bucketed by publication time:
+
+* ``share_spike``: the frame's share of the watch's items in the window against an EWMA
+  baseline share of the hours before the window. Score: binomial z of the observed count
+  given the baseline share, with the baseline's own uncertainty in the variance. Fires when
+  z, the count and the relative lift all clear their thresholds and the baseline has enough items.
+* ``emergent_growth``: an emergent framing (``emergent:<id>``), first seen recently, whose
+  window count is large and several times the previous window's. Score: Poisson z against the
+  previous window's count.
+
+A fired (watch, frame) stays quiet for a cooldown, so one spike alerts once. Only the current
+window is ever evaluated: late or back-filled items land in old buckets (they move baselines)
+and cannot make the current window spike.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+ALL = "*"
+EMERGENT_PREFIX = "emergent:"
+STEP_S = 300
+WINDOW_S = 3600
+SHARE_SPIKE = "share_spike"
+EMERGENT_GROWTH = "emergent_growth"
+RULES = (SHARE_SPIKE, EMERGENT_GROWTH)
+
+
+class CountsView(Protocol):
+    """Item counts by watch, frame (``*`` = all), granularity and bucket start (epoch seconds)."""
+
+    def count(self, watch: str, frame: str, granularity: str, bucket_s: int, outlet: str = ALL) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SpikeConfig:
+    """Thresholds of both rules (see Settings for what each means)."""
+
+    z_threshold: float = 4.0
+    min_count: int = 10
+    min_lift: float = 0.25
+    baseline_hours: int = 48
+    halflife_h: float = 12.0
+    min_baseline_items: int = 50
+    cooldown_s: float = 6 * 3600.0
+    emergent_min_count: int = 8
+    emergent_growth_factor: float = 3.0
+    emergent_new_within_s: float = 2 * 86400.0
+    window_s: int = WINDOW_S
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """One rule applied to one watch x frame x window."""
+
+    watch: str
+    frame: str
+    rule: str
+    window_start_s: int
+    window_end_s: int
+    baseline_share: float
+    observed_share: float
+    count: int
+    total: int
+    score: float
+    fires: bool
+
+
+def current_window_end(now_s: float) -> int:
+    """End of the window evaluated at *now_s*: the next 5 min boundary (the window includes now)."""
+    return int(now_s) - int(now_s) % STEP_S + STEP_S
+
+
+def window_count(view: CountsView, watch: str, frame: str, start_s: int, end_s: int) -> int:
+    """Items of *frame* published in [start_s, end_s) (5 min buckets)."""
+    return sum(view.count(watch, frame, "5m", b) for b in range(start_s, end_s, STEP_S))
+
+
+def ewma_share(counts: Iterable[int], totals: Iterable[int], halflife_h: float) -> tuple[float, float]:
+    """EWMA share and effective item count of hourly (count, total) pairs, most recent first.
+
+    Hour *i* back weighs ``0.5 ** (i / halflife)``; the share is the weighted ratio, smoothed
+    towards 0.5 by one pseudo-item so that an empty history gives no certainty.
+    """
+    decay = 0.5 ** (1.0 / halflife_h)
+    w = 1.0
+    num = den = 0.0
+    for c, n in zip(counts, totals, strict=True):
+        num += w * c
+        den += w * n
+        w *= decay
+    return (num + 0.5) / (den + 1.0), den
+
+
+def binomial_z(count: int, total: int, p0: float, baseline_n: float = math.inf) -> float:
+    """z of *count* successes in *total* trials against share *p0* (estimated from *baseline_n*)."""
+    if total <= 0:
+        return 0.0
+    p0 = min(max(p0, 1e-6), 1 - 1e-6)
+    var = total * p0 * (1 - p0)
+    if math.isfinite(baseline_n) and baseline_n > 0:
+        var += total * total * p0 * (1 - p0) / baseline_n  # the baseline is an estimate too
+    return (count - total * p0) / math.sqrt(var)
+
+
+def poisson_z(count: int, expected: float) -> float:
+    """z of *count* events against a Poisson mean *expected* (at least 1)."""
+    expected = max(expected, 1.0)
+    return (count - expected) / math.sqrt(expected)
+
+
+Baseline = tuple[float, float, int]  # EWMA share, effective items, items in the baseline hours
+
+
+def baseline(view: CountsView, watch: str, frame: str, start_s: int, cfg: SpikeConfig) -> Baseline:
+    """EWMA share of *frame* over the ``baseline_hours`` whole hours before the hour of *start_s*.
+
+    Whole (1 h bucket) hours keep it cheap and stable: it changes once an hour, not every step.
+    """
+    hour = start_s - start_s % 3600
+    starts = [hour - (i + 1) * 3600 for i in range(cfg.baseline_hours)]
+    base_counts = [view.count(watch, frame, "1h", b) for b in starts]
+    base_totals = [view.count(watch, ALL, "1h", b) for b in starts]
+    p0, n_eff = ewma_share(base_counts, base_totals, cfg.halflife_h)
+    return p0, n_eff, sum(base_totals)
+
+
+def evaluate_share(
+    view: CountsView, watch: str, frame: str, end_s: int, cfg: SpikeConfig, base: Baseline | None = None
+) -> Evaluation:
+    """The share_spike rule for one watch x frame and the window ending at *end_s*."""
+    start = end_s - cfg.window_s
+    count = window_count(view, watch, frame, start, end_s)
+    total = window_count(view, watch, ALL, start, end_s)
+    p0, n_eff, base_items = base if base is not None else baseline(view, watch, frame, start, cfg)
+    observed = count / total if total else 0.0
+    z = binomial_z(count, total, p0, n_eff)
+    fires = (
+        base_items >= cfg.min_baseline_items
+        and count >= cfg.min_count
+        and observed >= p0 * (1 + cfg.min_lift)
+        and z >= cfg.z_threshold
+    )
+    return Evaluation(watch, frame, SHARE_SPIKE, start, end_s, p0, observed, count, total, z, fires)
+
+
+def evaluate_emergent(
+    view: CountsView, watch: str, frame: str, end_s: int, first_seen_s: int | None, cfg: SpikeConfig
+) -> Evaluation:
+    """The emergent_growth rule: a new emergent framing growing fast in the window ending at *end_s*."""
+    start = end_s - cfg.window_s
+    count = window_count(view, watch, frame, start, end_s)
+    total = window_count(view, watch, ALL, start, end_s)
+    previous = window_count(view, watch, frame, start - cfg.window_s, start)
+    prev_total = window_count(view, watch, ALL, start - cfg.window_s, start)
+    growth = (count + 1) / (previous + 1)
+    is_new = first_seen_s is not None and end_s - first_seen_s <= cfg.emergent_new_within_s
+    fires = (
+        frame.startswith(EMERGENT_PREFIX) and is_new and count >= cfg.emergent_min_count
+        and growth >= cfg.emergent_growth_factor
+    )
+    baseline = previous / prev_total if prev_total else 0.0
+    observed = count / total if total else 0.0
+    return Evaluation(
+        watch, frame, EMERGENT_GROWTH, start, end_s, baseline, observed, count, total,
+        poisson_z(count, previous), fires,
+    )
+
+
+def in_cooldown(last_alert_s: int | None, window_start_s: int, cooldown_s: float) -> bool:
+    """True while a new alert would repeat one raised less than *cooldown_s* before."""
+    return last_alert_s is not None and window_start_s - last_alert_s < cooldown_s
+
+
+class SpikeDetector:
+    """Evaluates the current window of watches and remembers alerts for the cooldown.
+
+    ``last_alert`` maps (watch, frame) to the window start of the last alert; the aggregator
+    restores it from the alerts topic on start so that a restart does not re-alert.
+    """
+
+    def __init__(self, cfg: SpikeConfig) -> None:
+        self.cfg = cfg
+        self.last_alert: dict[tuple[str, str], int] = {}
+        self.latest: dict[tuple[str, str], Evaluation] = {}
+        # baselines depend only on buckets before the window: computed once per window start
+        self._baselines: dict[tuple[str, str, int], Baseline] = {}
+
+    def evaluate(
+        self, view: CountsView, watch: str, frames: Iterable[str], now_s: float,
+        first_seen: dict[tuple[str, str], int] | None = None,
+    ) -> list[Evaluation]:
+        """Evaluate every frame of *watch* on the current window; return those that fire."""
+        end = current_window_end(now_s)
+        fired = []
+        for frame in sorted(set(frames) - {ALL}):
+            if frame.startswith(EMERGENT_PREFIX):
+                ev = evaluate_emergent(view, watch, frame, end, (first_seen or {}).get((watch, frame)), self.cfg)
+            else:
+                start = end - self.cfg.window_s
+                hour = start - start % 3600
+                base = self._baselines.get((watch, frame, hour))
+                if base is None:
+                    if len(self._baselines) > 100_000:
+                        self._baselines.clear()
+                    base = self._baselines[(watch, frame, hour)] = baseline(view, watch, frame, start, self.cfg)
+                ev = evaluate_share(view, watch, frame, end, self.cfg, base)
+            self.latest[(watch, frame)] = ev
+            if ev.fires and not in_cooldown(self.last_alert.get((watch, frame)), ev.window_start_s, self.cfg.cooldown_s):
+                self.last_alert[(watch, frame)] = ev.window_start_s
+                fired.append(ev)
+        return fired
+
+    def remember(self, watch: str, frame: str, window_start_s: int) -> None:
+        """Record an alert raised earlier (restored from the alerts topic)."""
+        prior = self.last_alert.get((watch, frame))
+        self.last_alert[(watch, frame)] = window_start_s if prior is None else max(prior, window_start_s)
