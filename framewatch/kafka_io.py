@@ -211,6 +211,7 @@ def run_stage(
             if max_batches is not None and batches >= max_batches:
                 break
     except KafkaError:
+        metrics.errors.labels(component, "kafka_error").inc()
         log.exception("%s: Kafka error; offsets of the batch in hand were not committed", component)
         raise
     finally:

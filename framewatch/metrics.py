@@ -16,7 +16,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from framewatch.contracts import DECODE_REASONS
+
 NAMESPACE = "framewatch"
+
+# Errors a consumer loop survives or reports before it stops (``errors_total{reason}``).
+PIPELINE_ERROR_REASONS = ("kafka_error", "commit_failed")
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -58,6 +63,11 @@ class PipelineMetrics:
             "component_up", "1 while the component's loop runs.", ["component"],
             namespace=NAMESPACE, registry=registry,
         )
+        # Known label values start at 0, so rate() and alerts see a series before the first event.
+        for reason in DECODE_REASONS:
+            self.dead_letters.labels(component, reason)
+        for reason in PIPELINE_ERROR_REASONS:
+            self.errors.labels(component, reason)
 
 
 FETCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 60.0)

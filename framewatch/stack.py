@@ -186,7 +186,7 @@ def up(
         wanted = [
             ("ingest", ["--sources", str(sources)]),
             ("process", ["--codebook", str(codebook)]),
-            ("aggregate", ["--codebook", str(codebook)]),
+            ("aggregate", []),
             ("notify", ["--subscriptions", str(subscriptions)]),
         ]
         present = available_components()

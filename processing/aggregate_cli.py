@@ -192,8 +192,11 @@ def owner_partition(watch_id: str, partitions: int) -> int:
     return zlib.crc32(watch_id.encode("utf-8")) % max(1, partitions)
 
 
-def restore_cooldowns(settings: Settings, detector: SpikeDetector) -> int:
-    """Remember the alerts already raised, so a restart does not raise them again."""
+def restore_cooldowns(settings: Settings, detector: SpikeDetector, framing: FramingMetrics | None = None) -> int:
+    """Remember the alerts already raised, so a restart does not raise them again.
+
+    Their alert counters start at 0 in this process, so ``increase()`` over a window that spans
+    the restart still sees the series."""
     n = 0
     for _, value in read_topic_to_end(settings, settings.topic(ALERTS)):
         try:
@@ -201,6 +204,8 @@ def restore_cooldowns(settings: Settings, detector: SpikeDetector) -> int:
         except DecodeError:
             continue
         detector.remember(alert.watch_id, alert.frame, int(alert.window_start.timestamp()))
+        if framing is not None:
+            framing.alerts.labels(alert.watch_id, alert.frame, alert.rule)
         n += 1
     return n
 
@@ -229,9 +234,9 @@ def run_aggregator(
     state_topic = ensure_state_topic(settings)
     state = AggregateState(by_outlet=settings.aggregate_by_outlet)
     detector = SpikeDetector(spike_config(settings))
-    log.info("remembered %d earlier alerts", restore_cooldowns(settings, detector))
     pipeline = PipelineMetrics(registry, COMPONENT)
     framing = FramingMetrics(registry)
+    log.info("remembered %d earlier alerts", restore_cooldowns(settings, detector, framing))
     sink = None
     if settings.parquet_enabled:
         sink = ParquetSink(settings.parquet_dir or settings.state_dir / "parquet")

@@ -149,7 +149,7 @@ def test_components_and_scaling(values: Path, monitoring: bool) -> None:
     assert commands == {
         "ingest": ["ingest", "--sources", "/etc/framewatch/sources.yaml"],
         "processing": ["process", "--codebook", "/etc/framewatch/codebook.yaml"],
-        "aggregate": ["aggregate", "--codebook", "/etc/framewatch/codebook.yaml"],
+        "aggregate": ["aggregate"],
         "notify": ["notify", "--subscriptions", "/etc/framewatch/subscriptions.yaml"],
     }
     (ingest,) = by_kind["StatefulSet"]

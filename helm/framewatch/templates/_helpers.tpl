@@ -74,7 +74,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "framewatch.components" -}}
 ingest: [ingest, --sources, /etc/framewatch/sources.yaml]
 processing: [process, --codebook, /etc/framewatch/codebook.yaml]
-aggregate: [aggregate, --codebook, /etc/framewatch/codebook.yaml]
+aggregate: [aggregate]
 notify: [notify, --subscriptions, /etc/framewatch/subscriptions.yaml]
 {{- end }}
 

