@@ -65,3 +65,14 @@ def train(
     except FramewatchError as exc:
         raise click.ClickException(str(exc)) from exc
     sys.stdout.write(json.dumps({"artifact": str(path), "seconds": round(result.seconds, 1), "n": len(examples)}) + "\n")
+
+
+def _register_cluster_commands() -> None:
+    # promote/clusters live beside the clusterer; imported here so `framewatch codebook` lists them.
+    from framewatch.processing.promote import clusters, promote
+
+    codebook.add_command(promote)
+    codebook.add_command(clusters)
+
+
+_register_cluster_commands()
