@@ -167,8 +167,8 @@ def up(
     prometheus: Child | None = None
     try:
         if not no_kafka:
-            port = settings.bootstrap_servers[0].rsplit(":", 1)[1]
-            env = {**os.environ, "FRAMEWATCH_KAFKA_PORT": port}
+            kafka_port = settings.bootstrap_servers[0].rsplit(":", 1)[1]
+            env = {**os.environ, "FRAMEWATCH_KAFKA_PORT": kafka_port}
             was_running = subprocess.call([str(KAFKA_SCRIPT), "status"], env=env, stdout=subprocess.DEVNULL) == 0
             if run_kafka_script("start", env) != 0:
                 raise click.ClickException("the local Kafka broker did not start (see the message above)")
@@ -221,8 +221,8 @@ def up(
             sample_server.shutdown()
             sample_server.server_close()
         if started_kafka:
-            port = settings.bootstrap_servers[0].rsplit(":", 1)[1]
-            run_kafka_script("stop", {**os.environ, "FRAMEWATCH_KAFKA_PORT": port})
+            kafka_port = settings.bootstrap_servers[0].rsplit(":", 1)[1]
+            run_kafka_script("stop", {**os.environ, "FRAMEWATCH_KAFKA_PORT": kafka_port})
         click.echo("framewatch: stopped")
 
 

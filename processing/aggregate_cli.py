@@ -242,6 +242,7 @@ def run_aggregator(
         sink = ParquetSink(settings.parquet_dir or settings.state_dir / "parquet")
     lock = threading.Lock()  # the loop, rebalances and /metrics scrapes share the state
     restorer = StateRestorer(settings, state, framed_topic, lock)
+    n_partitions = settings.topic_partitions  # replaced by the topic's real count below
     stage = AggregateStage(
         state, detector, owned=lambda: restorer.owned,
         evaluates=lambda watch: owner_partition(watch, n_partitions) in restorer.owned, state_topic=state_topic, aggregates_topic=settings.topic(AGGREGATES),

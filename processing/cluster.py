@@ -341,7 +341,7 @@ class OnlineClusterer:
             arrays[f"c{cid}"] = c.centroid_sum.astype(np.float32)
             if c.pool:
                 arrays[f"p{cid}"] = np.stack([v for _, v in c.pool]).astype(np.float32)
-        _atomic_write(path.with_suffix(".npz"), lambda f: np.savez(f, **arrays))
+        _atomic_write(path.with_suffix(".npz"), lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
         _atomic_write(
             path.with_suffix(".json"),
             lambda f: f.write(json.dumps(meta, ensure_ascii=False, sort_keys=True).encode("utf-8")),

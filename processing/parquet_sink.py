@@ -17,17 +17,18 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from framewatch.contracts import AggregateContribution, AggregateRow, aggregate_key
 
-ITEM_SCHEMA = {
+ITEM_SCHEMA: dict[str, Any] = {
     "key": pl.Utf8, "watch_id": pl.Utf8, "published_at": pl.Datetime("us", "UTC"), "frame": pl.Utf8,
     "outlet": pl.Utf8, "title": pl.Utf8, "url": pl.Utf8, "passage": pl.Utf8, "score": pl.Float64,
     "segments": pl.Int64, "partition": pl.Int32,
 }
-AGGREGATE_SCHEMA = {
+AGGREGATE_SCHEMA: dict[str, Any] = {
     "key": pl.Utf8, "watch_id": pl.Utf8, "frame": pl.Utf8, "granularity": pl.Utf8,
     "bucket_start": pl.Datetime("us", "UTC"), "outlet": pl.Utf8, "partition": pl.Int32,
     "items": pl.Int64, "segments": pl.Int64,

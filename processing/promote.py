@@ -48,6 +48,8 @@ def insert_frame(text: str, watch_id: str, block_of: object) -> str:
     *block_of* is called with (dash column, key column) and returns the block's text.
     """
     root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is None:
+        raise ConfigError("codebook: the file is empty")
     watches = _value(root, "watches")
     if not isinstance(watches, yaml.SequenceNode):
         raise ConfigError("codebook: watches: expected a list")
