@@ -16,6 +16,7 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 
+from framewatch.processing import aggregate_codec
 from framewatch.processing.aggregate import AggregateState
 from framewatch.processing.aggregate_stage import AggregateStage
 from framewatch.processing.spike import SpikeConfig, SpikeDetector
@@ -114,6 +115,7 @@ def main() -> None:
         "bench": "aggregate",
         "records": args.records, "batch": args.batch, "watches": args.watches, "spread": args.spread, "per_min": args.per_min if args.spread == "live" else None,
         "cpus": os.cpu_count(),
+        "json_parser": "orjson" if aggregate_codec.orjson is not None else "json",
         "records_per_s": round(args.records / stage_s),
         "baseline": "naive per-record json.loads + dict counts (no dedup, no outputs)",
         "baseline_records_per_s": round(args.records / naive_s),

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import mimetypes
-import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -35,17 +33,6 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 DRAIN_MAX_BYTES = 65_536  # bodies of 304s, redirects and errors up to this are read to keep the connection
 RATE_LIMIT_STATUSES = frozenset({429, 503})
 MAX_RETRY_AFTER_S = 7 * 86400.0  # a server's hint beyond a week is treated as a week
-
-
-def _remember_missing_sniffio() -> None:
-    """httpcore imports ``sniffio`` on every request; when it is not installed each attempt is a
-    failed import that scans sys.path (about 0.3 ms of CPU, several times per request). A None
-    entry in sys.modules is Python's own way to say "absent", so the failure becomes a lookup."""
-    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-        sys.modules["sniffio"] = None  # type: ignore[assignment]
-
-
-_remember_missing_sniffio()
 
 
 class BodyTooLarge(Exception):

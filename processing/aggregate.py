@@ -34,7 +34,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import polars as pl
 
@@ -73,59 +72,67 @@ def segment_frame(frame: str | None, cluster: str | None) -> str | None:
     return emergent_frame(cluster) if cluster else None
 
 
-_COLUMNS = ("partition", "watch", "outlet", "t", "frame", "items", "segments")
-_DELTA_SCHEMA = {
-    "partition": pl.Int32, "watch": pl.Utf8, "outlet": pl.Utf8, "t": pl.Int64, "frame": pl.Utf8,
-    "items": pl.Int64, "segments": pl.Int64,
-}
+# a bucket of one watch: (watch, granularity, bucket start) -> its cells:
+# (frame, outlet, partition) -> [d_items, d_segments]
+Cells = dict[tuple[str, str, int], list[int]]
+_FINEST = min(GRANULARITIES, key=GRANULARITIES.__getitem__)
+_FINEST_S = GRANULARITIES[_FINEST]  # every granularity is a multiple of it: buckets nest
 
 
-class DeltaColumns:
-    """Columns of (partition, watch, outlet, published_s, frame, d_items, d_segments) rows."""
+class BatchDeltas:
+    """Count deltas of one batch, summed as records come in per watch x 5 min bucket, then per
+    frame x outlet x partition. Coarser buckets are sums of 5 min ones, so a record touches one
+    bucket whatever the number of granularities (plain dicts: a batch touches few buckets, and
+    building a polars frame per batch cost more than these sums)."""
 
-    def __init__(self) -> None:
-        self.cols: tuple[list[Any], ...] = tuple([] for _ in _COLUMNS)
+    def __init__(self, by_outlet: bool) -> None:
+        self.by_outlet = by_outlet
+        self.finest: dict[tuple[str, int], Cells] = {}  # (watch, 5 min bucket start) -> cells
 
     def __len__(self) -> int:
-        return len(self.cols[0])
+        return len(self.finest)
 
-    def add(self, c: AggregateContribution, sign: int, by_outlet: bool) -> None:
-        """Append the rows of one contribution times *sign* (0: the buckets it touches)."""
+    def add(self, c: AggregateContribution, published_s: int, sign: int) -> None:
+        """Add one contribution times *sign* (0: only mark the buckets it touches)."""
         if c.frame is None:
             return
-        p, w, o, t, f, i, s = self.cols
-        ts = int(c.published_at.timestamp())
-        total_segs = sum(c.segment_frames.values())
-        for outlet in ([ALL, c.outlet or "unknown"] if by_outlet else [ALL]):
-            entries = [(c.frame, sign, 0), (ALL, sign, sign * total_segs)]
-            entries += [(frame, 0, sign * n) for frame, n in c.segment_frames.items()]
-            for frame, d_items, d_segs in entries:
-                p.append(c.partition)
-                w.append(c.watch_id)
-                o.append(outlet)
-                t.append(ts)
-                f.append(frame)
-                i.append(d_items)
-                s.append(d_segs)
+        t = published_s - published_s % _FINEST_S
+        cells = self.finest.get((c.watch_id, t))
+        if cells is None:
+            cells = self.finest[(c.watch_id, t)] = {}
+        p, segments = c.partition, c.segment_frames
+        total_segs = sign * sum(segments.values()) if sign else 0
+        for outlet in ((ALL, c.outlet or "unknown") if self.by_outlet else (ALL,)):
+            acc = cells.setdefault((c.frame, outlet, p), [0, 0])
+            acc[0] += sign
+            acc = cells.setdefault((ALL, outlet, p), [0, 0])
+            acc[0] += sign
+            acc[1] += total_segs
+            for frame, n in segments.items():
+                cells.setdefault((frame, outlet, p), [0, 0])[1] += sign * n
 
-    def frame(self) -> pl.DataFrame:
-        """The rows as a polars frame."""
-        return pl.DataFrame(dict(zip(_COLUMNS, self.cols, strict=True)), schema=_DELTA_SCHEMA)
-
-
-def bucket_deltas(deltas: DeltaColumns) -> pl.DataFrame:
-    """Sum delta rows per partition x watch x outlet x granularity x bucket x frame (polars),
-    sorted so that outputs come in a deterministic order."""
-    df = deltas.frame()
-    parts = [
-        df.with_columns(granularity=pl.lit(gran), bucket=(pl.col("t") // step) * step)
-        for gran, step in GRANULARITIES.items()
-    ]
-    keys = ["partition", "watch", "outlet", "granularity", "bucket", "frame"]
-    return (
-        pl.concat(parts).group_by(keys).agg(pl.col("items").sum(), pl.col("segments").sum())
-        .sort(["watch", "granularity", "bucket", "frame", "outlet", "partition"])
-    )
+    def buckets(self) -> list[tuple[tuple[str, str, int], list[tuple[tuple[str, str, int], list[int]]]]]:
+        """((watch, granularity, bucket start), [((frame, outlet, partition), [items, segments])])
+        for every bucket touched, both levels sorted so that outputs come in a deterministic
+        order (by watch, granularity, bucket, frame, outlet, partition)."""
+        out: dict[tuple[str, str, int], Cells] = {}
+        for (watch, t), cells in self.finest.items():
+            out[(watch, _FINEST, t)] = cells
+            for gran, step in GRANULARITIES.items():
+                if step == _FINEST_S:
+                    continue
+                coarse = out.get((watch, gran, t - t % step))
+                if coarse is None:
+                    out[(watch, gran, t - t % step)] = {k: acc.copy() for k, acc in cells.items()}
+                    continue
+                for k, (items, segs) in cells.items():
+                    acc = coarse.get(k)
+                    if acc is None:
+                        coarse[k] = [items, segs]
+                    else:
+                        acc[0] += items
+                        acc[1] += segs
+        return [(key, sorted(out[key].items())) for key in sorted(out)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,26 +163,30 @@ class AggregateState:
 
     def apply(self, incoming: Sequence[AggregateContribution]) -> Applied:
         """Apply contributions: same content is a no-op, changed content replaces the old."""
-        deltas = DeltaColumns()
+        deltas = BatchDeltas(self.by_outlet)
         changed: list[AggregateContribution] = []
         new_items: list[AggregateContribution] = []
+        contributions, index = self.contributions, self.index
         for c in incoming:
-            old = self.contributions.get(c.key)
-            if old == c:
+            published_s = int(c.published_at.timestamp())
+            old = contributions.get(c.key)
+            if old is None:
+                new_items.append(c)
+            elif old == c:
                 # rows of every record are re-published (absolute values), so a batch whose
                 # produce failed halfway is completed when it is read again
-                deltas.add(c, 0, self.by_outlet)
+                deltas.add(c, published_s, 0)
                 continue
-            if old is not None:
-                deltas.add(old, -1, self.by_outlet)
-                self._unindex(old)
             else:
-                new_items.append(c)
-            deltas.add(c, 1, self.by_outlet)
-            self.contributions[c.key] = c
-            self._index(c)
+                old_s = int(old.published_at.timestamp())
+                deltas.add(old, old_s, -1)
+                self._unindex(old, old_s)
+            deltas.add(c, published_s, 1)
+            contributions[c.key] = c
+            if c.frame is not None:
+                index[(c.watch_id, c.frame, published_s - published_s % 300)].add(c.key)
             changed.append(c)
-        rows = self._apply_deltas(bucket_deltas(deltas)) if len(deltas) else []
+        rows = self._apply_deltas(deltas) if len(deltas) else []
         return Applied(rows, changed, new_items)
 
     def load(self, contributions: Iterable[AggregateContribution]) -> int:
@@ -231,35 +242,42 @@ class AggregateState:
         """Partitions with any state."""
         return {p for p, counts in self.counts.items() if counts}
 
-    def _apply_deltas(self, df: pl.DataFrame) -> list[AggregateRow]:
+    def _apply_deltas(self, deltas: BatchDeltas) -> list[AggregateRow]:
         """Add summed deltas to the counts; return the absolute row of every bucket touched."""
-        rows = []
-        for p, watch, outlet, gran, bucket, frame, items, segs in df.iter_rows():
-            key = (watch, outlet, gran, bucket, frame)
-            part = self.counts[p].setdefault(key, [0, 0])
-            if items or segs:
-                part[0] += items
-                part[1] += segs
-                total = self.totals.setdefault(key, [0, 0])
-                total[0] += items
-                total[1] += segs
-                if gran == "5m" and items > 0 and frame != ALL:
-                    self.frames[watch].add(frame)
-                    first = self.first_seen.get((watch, frame))
-                    self.first_seen[(watch, frame)] = bucket if first is None else min(first, bucket)
-            rows.append(AggregateRow(
-                watch_id=watch, frame=frame, granularity=gran, bucket_start=_bucket_time(bucket),
-                outlet=outlet, partition=p, items=part[0], segments=part[1],
-            ))
+        rows: list[AggregateRow] = []
+        append = rows.append
+        counts, totals = self.counts, self.totals
+        for (watch, gran, bucket), cells in deltas.buckets():
+            start = _bucket_time(bucket)
+            finest = gran == _FINEST
+            for (frame, outlet, p), (items, segs) in cells:
+                key = (watch, outlet, gran, bucket, frame)
+                own = counts[p]
+                part = own.get(key)
+                if part is None:
+                    part = own[key] = [0, 0]
+                if items or segs:
+                    part[0] += items
+                    part[1] += segs
+                    total = totals.get(key)
+                    if total is None:
+                        total = totals[key] = [0, 0]
+                    total[0] += items
+                    total[1] += segs
+                    if finest and items > 0 and frame != ALL:
+                        self.frames[watch].add(frame)
+                        first = self.first_seen.get((watch, frame))
+                        self.first_seen[(watch, frame)] = bucket if first is None else min(first, bucket)
+                # positional: the row's fields in order (watch_id, frame, granularity,
+                # bucket_start, outlet, partition, items, segments); keywords cost more here
+                append(AggregateRow(watch, frame, gran, start, outlet, p, part[0], part[1]))
         return rows
 
-    def _index(self, c: AggregateContribution) -> None:
+    def _unindex(self, c: AggregateContribution, published_s: int | None = None) -> None:
         if c.frame is not None:
-            self.index[(c.watch_id, c.frame, _bucket_s(c.published_at, 300))].add(c.key)
-
-    def _unindex(self, c: AggregateContribution) -> None:
-        if c.frame is not None:
-            self.index[(c.watch_id, c.frame, _bucket_s(c.published_at, 300))].discard(c.key)
+            if published_s is None:
+                published_s = int(c.published_at.timestamp())
+            self.index[(c.watch_id, c.frame, published_s - published_s % 300)].discard(c.key)
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -304,11 +322,6 @@ class AggregateState:
 @functools.lru_cache(maxsize=65536)
 def _bucket_time(bucket_s: int) -> datetime:
     return _EPOCH + timedelta(seconds=bucket_s)
-
-
-def _bucket_s(ts: datetime, step: int) -> int:
-    t = int(ts.timestamp())
-    return t - t % step
 
 
 def share_of_voice(counts: pl.DataFrame) -> pl.DataFrame:

@@ -6,14 +6,28 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from datetime import datetime
+from json.encoder import encode_basestring
 from typing import Any
 
-from framewatch.processing.aggregate import EMERGENT_PREFIX, segment_frame
+from framewatch.processing.aggregate import EMERGENT_PREFIX
 
 from framewatch.contracts import AggregateContribution, AggregateRow, FramedItem
 from framewatch.errors import DecodeError
 from framewatch.timeutil import parse_utc
+
+try:  # optional accelerator of the hot decode (see fast_contribution); json alone decides the same
+    import orjson
+except ImportError:  # pragma: no cover - depends on the environment
+    orjson = None  # type: ignore[assignment]
+
+# what json.dumps(..., ensure_ascii=False, separators=(",", ":")) writes, built once: the kwargs
+# form builds a new encoder on every call
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_DECODER = json.JSONDecoder()
+_TEXT_FIELDS = ("key", "watch_id", "item_id", "source_id", "codebook_version", "model_id", "method", "kind")
+_OPTIONAL_TEXT_FIELDS = ("frame", "outlet", "title", "url", "duplicate_of")
 
 
 def contribution_of(item: FramedItem, partition: int) -> AggregateContribution:
@@ -36,15 +50,22 @@ def _item_dict(item: FramedItem) -> dict[str, Any]:
 
 def _contribution(data: dict[str, Any], partition: int) -> AggregateContribution:
     seg_frames: dict[str, int] = {}
-    best: tuple[float, str | None] = (float("-inf"), None)
+    best_score, best_text = float("-inf"), None
     for seg in data["segments"]:
-        name = segment_frame(seg.get("frame"), seg.get("cluster"))
-        if name is None or seg.get("duplicate_of"):
+        get = seg.get  # a segment that is not an object has no .get: AttributeError, not counted
+        # the segment's frame (aggregate.segment_frame, inlined: this loop is the hot path)
+        name = get("frame")
+        if not name:
+            cluster = get("cluster")
+            if not cluster:
+                continue
+            name = cluster if cluster.startswith(EMERGENT_PREFIX) else f"{EMERGENT_PREFIX}{cluster}"
+        if get("duplicate_of"):
             continue
         seg_frames[name] = seg_frames.get(name, 0) + 1
-        score = float(seg.get("score") or 0.0)
-        if score > best[0]:
-            best = (score, seg.get("text"))
+        score = float(get("score") or 0.0)
+        if score > best_score:
+            best_score, best_text = score, get("text")
     frame = data["frame"]
     if frame is None and seg_frames:
         # no codebook frame: the item counts for its most common emergent framing
@@ -59,8 +80,38 @@ def _contribution(data: dict[str, Any], partition: int) -> AggregateContribution
         key=data["key"], partition=partition, watch_id=data["watch_id"],
         published_at=data["published_at"], frame=frame, segment_frames=seg_frames,
         outlet=data.get("outlet"), title=data.get("title"), url=data.get("url"),
-        passage=(best[1] or "")[:500] or None, score=best[0] if best[1] is not None else 0.0,
+        passage=(best_text or "")[:500] or None, score=best_score if best_text is not None else 0.0,
     )
+
+
+def _stdlib_loads(raw: bytes) -> Any:
+    """``json.loads(raw)``: bytes opening with "{" and a non-NUL byte are UTF-8 to its encoding
+    sniffing, so those are decoded directly."""
+    if raw[:1] == b"{" and raw[1:2] != b"\x00":
+        return _DECODER.decode(raw.decode("utf-8", "surrogatepass"))
+    return json.loads(raw)
+
+
+def _checked_contribution(data: Any, partition: int) -> AggregateContribution:
+    """The contribution of a decoded FramedItem, checking the fields it reads."""
+    if not isinstance(data, dict):
+        raise TypeError("not an object")
+    version = data.get("schema_version", 1)
+    if not isinstance(version, int) or version > FramedItem.SCHEMA_VERSION:
+        raise ValueError("schema too new")
+    for name in _TEXT_FIELDS:
+        if not isinstance(data[name], str):
+            raise TypeError(name)
+    for name in _OPTIONAL_TEXT_FIELDS:
+        value = data.get(name)
+        if value is not None and not isinstance(value, str):
+            raise TypeError(name)
+    if not isinstance(data["frame_shares"], dict) or not isinstance(data["processed_at"], str):
+        raise TypeError("frame_shares")
+    data["published_at"] = parse_utc(data["published_at"])
+    if not isinstance(data["segments"], list):
+        raise TypeError("segments")
+    return _contribution(data, partition)
 
 
 def fast_contribution(raw: bytes, partition: int) -> AggregateContribution:
@@ -68,44 +119,53 @@ def fast_contribution(raw: bytes, partition: int) -> AggregateContribution:
 
     ``contracts.decode`` checks every nested field and is too slow for this hot path; this
     checks the fields it reads and raises DecodeError (the caller asks ``contracts.decode``
-    for the canonical reason).
+    for the canonical reason). The JSON is parsed by orjson when it is installed (well under
+    half json's time on these records): what orjson refuses goes to json, and as orjson reads
+    integer literals past 64 bits as floats where json keeps them whole, a record where that
+    would show (a float segment frame) is read again by json.
     """
     try:
-        data = json.loads(raw)
-        if not isinstance(data, dict):
-            raise TypeError("not an object")
-        version = data.get("schema_version", 1)
-        if not isinstance(version, int) or version > FramedItem.SCHEMA_VERSION:
-            raise ValueError("schema too new")
-        for name in ("key", "watch_id"):
-            if not isinstance(data[name], str):
-                raise TypeError(name)
-        for name in ("frame", "outlet", "title", "url", "duplicate_of"):
-            if data.get(name) is not None and not isinstance(data[name], str):
-                raise TypeError(name)
-        for name in ("item_id", "source_id", "codebook_version", "model_id", "method", "kind"):
-            if not isinstance(data[name], str):
-                raise TypeError(name)
-        if not isinstance(data["frame_shares"], dict) or not isinstance(data["processed_at"], str):
-            raise TypeError("frame_shares")
-        data["published_at"] = parse_utc(data["published_at"])
-        segments = data["segments"]
-        if not isinstance(segments, list) or not all(isinstance(s, dict) for s in segments):
-            raise TypeError("segments")
-        return _contribution(data, partition)
+        if orjson is not None:
+            try:
+                data = orjson.loads(raw)
+            except ValueError:
+                return _checked_contribution(_stdlib_loads(raw), partition)
+            contribution = _checked_contribution(data, partition)
+            if float not in map(type, contribution.segment_frames):
+                return contribution
+        return _checked_contribution(_stdlib_loads(raw), partition)
     except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as exc:
         raise DecodeError("invalid_field", str(exc), raw) from exc
 
 
+def _json_value(value: Any) -> str:
+    """*value* as ``_ENCODER`` writes it; strings, ints and finite floats without its overhead."""
+    kind = type(value)
+    if kind is str:
+        return encode_basestring(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and math.isfinite(value):
+        return float.__repr__(value)
+    return _ENCODER.encode(value)
+
+
+def _counts_json(counts: dict[str, int]) -> str:
+    if type(counts) is dict and all(type(k) is str and type(n) is int for k, n in counts.items()):
+        return "{" + ",".join([f"{encode_basestring(k)}:{int.__repr__(n)}" for k, n in counts.items()]) + "}"
+    return _ENCODER.encode(counts)
+
+
 def contribution_to_json(c: AggregateContribution) -> bytes:
     """Encode a contribution (same JSON as ``contracts.encode``, written directly for speed)."""
-    data = {
-        "key": c.key, "partition": c.partition, "watch_id": c.watch_id,
-        "published_at": c.published_at.isoformat().replace("+00:00", "Z"), "frame": c.frame,
-        "segment_frames": c.segment_frames, "outlet": c.outlet, "title": c.title, "url": c.url,
-        "passage": c.passage, "score": c.score, "schema_version": c.schema_version,
-    }
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    value = _json_value
+    return (
+        f'{{"key":{value(c.key)},"partition":{value(c.partition)},"watch_id":{value(c.watch_id)},'
+        f'"published_at":{value(c.published_at.isoformat().replace("+00:00", "Z"))},'
+        f'"frame":{value(c.frame)},"segment_frames":{_counts_json(c.segment_frames)},'
+        f'"outlet":{value(c.outlet)},"title":{value(c.title)},"url":{value(c.url)},'
+        f'"passage":{value(c.passage)},"score":{value(c.score)},"schema_version":{value(c.schema_version)}}}'
+    ).encode()
 
 
 @functools.lru_cache(maxsize=65536)
@@ -118,19 +178,31 @@ def _iso(ts: datetime) -> str:
     return ts.isoformat().replace("+00:00", "Z")
 
 
-def row_to_json(r: AggregateRow) -> bytes:
-    """Encode an aggregate row (same JSON as ``contracts.encode``, assembled directly: it is the
-    hottest output, and its strings repeat, so their quoting is cached)."""
-    return (
-        f'{{"watch_id":{_quoted(r.watch_id)},"frame":{_quoted(r.frame)},"granularity":{_quoted(r.granularity)},'
-        f'"bucket_start":"{_iso(r.bucket_start)}","outlet":{_quoted(r.outlet)},"partition":{int(r.partition)},'
-        f'"items":{int(r.items)},"segments":{int(r.segments)},"schema_version":{int(r.schema_version)}}}'
+@functools.lru_cache(maxsize=65536)
+def _row_labels(watch: str, frame: str, granularity: str) -> str:
+    return f'{{"watch_id":{_quoted(watch)},"frame":{_quoted(frame)},"granularity":{_quoted(granularity)},'
+
+
+def encode_row(r: AggregateRow) -> tuple[str, bytes]:
+    """Key and JSON of an aggregate row (:func:`row_key`, :func:`row_to_json` at once): the
+    hottest output, and its strings repeat, so their quoting is cached."""
+    iso = _iso(r.bucket_start)
+    watch, frame, granularity, outlet, partition = r.watch_id, r.frame, r.granularity, r.outlet, r.partition
+    return f"{watch}|{granularity}|{iso}|{frame}|{outlet}|p{partition}", (
+        f'{_row_labels(watch, frame, granularity)}"bucket_start":"{iso}","outlet":{_quoted(outlet)},'
+        f'"partition":{int(partition)},"items":{int(r.items)},"segments":{int(r.segments)},'
+        f'"schema_version":{int(r.schema_version)}}}'
     ).encode()
+
+
+def row_to_json(r: AggregateRow) -> bytes:
+    """Encode an aggregate row (same JSON as ``contracts.encode``, assembled directly)."""
+    return encode_row(r)[1]
 
 
 def row_key(r: AggregateRow) -> str:
     """Same as :func:`~framewatch.contracts.aggregate_key`, with the time's formatting cached."""
-    return f"{r.watch_id}|{r.granularity}|{_iso(r.bucket_start)}|{r.frame}|{r.outlet}|p{r.partition}"
+    return encode_row(r)[0]
 
 
 def contribution_from_json(raw: bytes) -> AggregateContribution:

@@ -17,9 +17,8 @@ from framewatch.processing.aggregate import AggregateState
 from framewatch.processing.aggregate_codec import (
     contribution_of,
     contribution_to_json,
+    encode_row,
     fast_contribution,
-    row_key,
-    row_to_json,
 )
 from framewatch.processing.spike import Evaluation, SpikeDetector
 
@@ -105,7 +104,7 @@ class AggregateStage:
         contributions, failures = decode_contributions(batch)
         applied = self.state.apply(contributions)
         out = [Outgoing(state_topic, c.key, contribution_to_json(c)) for c in applied.changed]
-        out += [Outgoing(aggregates_topic, row_key(r), row_to_json(r)) for r in applied.rows]
+        out += [Outgoing(aggregates_topic, *encode_row(r)) for r in applied.rows]
         now = self.clock()
         watches = {c.watch_id for c in contributions} | self.pending
         self.pending = set()
