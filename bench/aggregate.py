@@ -16,14 +16,13 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 
+from framewatch import contracts
+from framewatch.contracts import FramedItem, FramedSegment, FrameScore, MessageContext
+from framewatch.kafka_io import Message
 from framewatch.processing import aggregate_codec
 from framewatch.processing.aggregate import AggregateState
 from framewatch.processing.aggregate_stage import AggregateStage
 from framewatch.processing.spike import SpikeConfig, SpikeDetector
-
-from framewatch import contracts
-from framewatch.contracts import FramedItem, FramedSegment, FrameScore, MessageContext
-from framewatch.kafka_io import Message
 from framewatch.timeutil import parse_utc
 
 FRAMES = ("surveillance", "trust", "fairness", None)

@@ -115,10 +115,10 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.ERROR)
 
-    from framewatch.ingest.state import IngestState
-    from framewatch.ingest.worker import Worker
     from prometheus_client import CollectorRegistry
 
+    from framewatch.ingest.state import IngestState
+    from framewatch.ingest.worker import Worker
     from framewatch.kafka_io import ensure_topics, make_producer
     from framewatch.metrics import IngestMetrics
     from framewatch.settings import RAW_ITEMS, Settings

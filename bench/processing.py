@@ -124,12 +124,12 @@ def bench_encode(items: list[RawItem], model, repeats: int) -> float:
 
 
 def bench_latency(items: list[RawItem], model, rate: float, bootstrap: str) -> dict[str, float]:
-    from framewatch.processing.consumer import run_processor
-    from framewatch.processing.embed import CachingEmbedder, SentenceTransformerEmbedder
     from kafka import KafkaConsumer, KafkaProducer
     from prometheus_client import CollectorRegistry
 
     from framewatch.kafka_io import ensure_topics
+    from framewatch.processing.consumer import run_processor
+    from framewatch.processing.embed import CachingEmbedder, SentenceTransformerEmbedder
     from framewatch.settings import DEAD_LETTERS, FRAMED_ITEMS, RAW_ITEMS, Settings
 
     state = Path(tempfile.mkdtemp(prefix="fw-bench-"))

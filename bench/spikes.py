@@ -20,10 +20,10 @@ import time
 from datetime import UTC, datetime
 
 import numpy as np
-from framewatch.processing.aggregate import AggregateState
-from framewatch.processing.spike import SpikeConfig, SpikeDetector
 
 from framewatch.contracts import AggregateContribution
+from framewatch.processing.aggregate import AggregateState
+from framewatch.processing.spike import SpikeConfig, SpikeDetector
 
 FRAMES = ("surveillance", "trust", "fairness", "unframed")
 SHARES = (0.4, 0.3, 0.2, 0.1)

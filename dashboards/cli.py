@@ -55,9 +55,10 @@ def push(url: str, token_env: str, prometheus_url: str | None, timeout: float) -
     if not token:
         raise click.ClickException(f"environment variable {token_env} is not set or empty (a Grafana token)")
 
-    from framewatch.dashboards.push import push as push_all
     from grafana_client import GrafanaApi
     from grafana_client.client import GrafanaException
+
+    from framewatch.dashboards.push import push as push_all
 
     api = GrafanaApi.from_url(url, credential=token, timeout=timeout)
     try:

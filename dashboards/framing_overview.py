@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
+
 from framewatch.dashboards.panels import (
     annotation,
     bar_gauge,
@@ -12,7 +14,6 @@ from framewatch.dashboards.panels import (
     time_series,
     window_variable,
 )
-from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 
 UID = "framewatch-framing-overview"
 SLUG = "framing-overview"

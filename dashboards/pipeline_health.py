@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
+
 from framewatch.dashboards.panels import (
     base,
     label_variable,
@@ -9,7 +11,6 @@ from framewatch.dashboards.panels import (
     single_stat,
     time_series,
 )
-from grafana_foundation_sdk.builders.dashboard import Dashboard, Row
 
 UID = "framewatch-pipeline-health"
 SLUG = "pipeline-health"

@@ -8,10 +8,11 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-from framewatch.dashboards.generate import DASHBOARDS, dashboard_model
-from framewatch.dashboards.panels import DATASOURCE_VAR
 from grafana_client import GrafanaApi
 from grafana_client.client import GrafanaClientError
+
+from framewatch.dashboards.generate import DASHBOARDS, dashboard_model
+from framewatch.dashboards.panels import DATASOURCE_VAR
 
 DATASOURCE_UID = "framewatch-prometheus"
 DATASOURCE_NAME = "framewatch Prometheus"

@@ -37,10 +37,10 @@ def fail(message: str, code: int) -> None:
 @click.option("--shard", default=None, help="This worker's shard as I/N (default FRAMEWATCH_SHARD_INDEX/COUNT).")
 def ingest(sources_path: Path, once: bool, shard: str | None) -> None:
     """Poll news and forum feeds and produce their entries to the raw-items topic."""
-    from framewatch.ingest.sources import load_sources
     from pydantic import ValidationError
 
     from framewatch.errors import ConfigError
+    from framewatch.ingest.sources import load_sources
     from framewatch.settings import Settings
 
     parsed_shard = parse_shard(shard)
@@ -63,12 +63,12 @@ def ingest(sources_path: Path, once: bool, shard: str | None) -> None:
 
 def _serve(settings: Any, sources: list[Any], once: bool) -> int:
     """Run the worker; returns the exit code."""
-    from framewatch.ingest.state import IngestState
-    from framewatch.ingest.worker import Worker
     from kafka.errors import KafkaError
     from prometheus_client import CollectorRegistry
 
     from framewatch.health import HealthServer
+    from framewatch.ingest.state import IngestState
+    from framewatch.ingest.worker import Worker
     from framewatch.kafka_io import ensure_topics, make_producer
     from framewatch.metrics import IngestMetrics
     from framewatch.settings import RAW_ITEMS

@@ -25,8 +25,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import httpx
-from framewatch.ingest import outcomes as oc
 
+from framewatch.ingest import outcomes as oc
 from framewatch.settings import Settings
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})

@@ -13,7 +13,6 @@ from urllib.parse import urljoin
 
 from framewatch.ingest.platform import discourse_post_id, generic_item_id
 from framewatch.ingest.posts import Post
-
 from framewatch.timeutil import parse_utc
 
 

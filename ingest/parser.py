@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any
 
 import feedparser
+
 from framewatch.ingest.html_text import parse_html
 from framewatch.ingest.jsonfeed import discourse_posts, json_kind, jsonfeed_posts
 from framewatch.ingest.parsed import (

@@ -12,13 +12,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from framewatch.contracts import Quote, RawItem
 from framewatch.ingest.html_text import html_to_text, plain_to_text
 from framewatch.ingest.platform import resolve_quote_ref
 from framewatch.ingest.quotes import split_post
 from framewatch.ingest.sources import Source
 from framewatch.ingest.thread_memory import ThreadMemory
-
-from framewatch.contracts import Quote, RawItem
 from framewatch.timeutil import to_utc
 
 

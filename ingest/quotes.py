@@ -23,10 +23,10 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from bs4 import Tag
-from framewatch.ingest.html_text import drop_chrome, element_text, parse_html
-from framewatch.ingest.thread_memory import ThreadMemory
 
 from framewatch.contracts import Quote
+from framewatch.ingest.html_text import drop_chrome, element_text, parse_html
+from framewatch.ingest.thread_memory import ThreadMemory
 
 QUOTE_SELECTOR = "blockquote, .bbCodeQuote, .bbCodeBlock--quote, aside.quote, aside.onebox"
 # Attribution chrome inside (or, for SMF 2.0, just before) a quote: never part of its text.

@@ -17,13 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from framewatch.contracts import RawItem
 from framewatch.ingest import outcomes as oc
 from framewatch.ingest.fetcher import Fetcher, FetchResult
 from framewatch.ingest.parser import FeedParseError, FollowThread, ThreadPage
 from framewatch.ingest.sources import Source
 from framewatch.ingest.state import ThreadCursor
-
-from framewatch.contracts import RawItem
 
 log = logging.getLogger(__name__)
 

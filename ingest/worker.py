@@ -32,6 +32,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from kafka.errors import KafkaError
+
+from framewatch.contracts import RawItem, encode
 from framewatch.ingest import outcomes as oc
 from framewatch.ingest import parser as feed_parser
 from framewatch.ingest.fetcher import Fetcher, FetchResult
@@ -40,9 +43,6 @@ from framewatch.ingest.schedule import feed_jitter, next_poll_at
 from framewatch.ingest.sources import Source
 from framewatch.ingest.state import FeedState, IngestState, ThreadCursor
 from framewatch.ingest.threads import DEFAULT_MAX_PAGES, ThreadReading, has_new_posts, read_thread
-from kafka.errors import KafkaError
-
-from framewatch.contracts import RawItem, encode
 from framewatch.metrics import IngestMetrics
 from framewatch.settings import RAW_ITEMS, Settings
 from framewatch.timeutil import utcnow

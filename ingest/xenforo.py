@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from urllib.parse import urljoin, urlsplit
 
 from bs4 import BeautifulSoup, Tag
+
 from framewatch.ingest.platform import post_id, xenforo_first_post_id
 from framewatch.ingest.posts import Post
-
 from framewatch.timeutil import to_utc
 
 _POST_NUMBER = re.compile(r"(?:js-)?post-(\d+)$")

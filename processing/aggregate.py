@@ -204,8 +204,8 @@ class AggregateState:
                     total = self.totals[key]
                     total[0] -= items
                     total[1] -= segs
-        for key in [k for k, c in self.contributions.items() if c.partition in gone]:
-            self._unindex(self.contributions.pop(key))
+        for record_key in [k for k, c in self.contributions.items() if c.partition in gone]:
+            self._unindex(self.contributions.pop(record_key))
 
     def demote_partitions(self, partitions: Iterable[int]) -> None:
         """Partitions handed to another instance (a rebalance): their counts stay in the totals
@@ -213,8 +213,8 @@ class AggregateState:
         gone = set(partitions)
         for p in gone:
             self.foreign[p] = self.counts.pop(p, {})
-        for key in [k for k, c in self.contributions.items() if c.partition in gone]:
-            self._unindex(self.contributions.pop(key))
+        for record_key in [k for k, c in self.contributions.items() if c.partition in gone]:
+            self._unindex(self.contributions.pop(record_key))
 
     def merge_foreign(self, rows: Iterable[AggregateRow], owned: set[int]) -> int:
         """Take in partial rows other instances published (rows of owned partitions are ours

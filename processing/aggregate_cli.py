@@ -17,11 +17,6 @@ from datetime import datetime
 from typing import Any
 
 import click
-from framewatch.processing.aggregate import AggregateState
-from framewatch.processing.aggregate_codec import contribution_from_json
-from framewatch.processing.aggregate_stage import AggregateStage
-from framewatch.processing.parquet_sink import ParquetSink
-from framewatch.processing.spike import SpikeConfig, SpikeDetector
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
@@ -41,6 +36,11 @@ from framewatch.kafka_io import (
     run_stage,
 )
 from framewatch.metrics import FramingCollector, FramingMetrics, PipelineMetrics
+from framewatch.processing.aggregate import AggregateState
+from framewatch.processing.aggregate_codec import contribution_from_json
+from framewatch.processing.aggregate_stage import AggregateStage
+from framewatch.processing.parquet_sink import ParquetSink
+from framewatch.processing.spike import SpikeConfig, SpikeDetector
 from framewatch.settings import (
     AGGREGATE_STATE,
     AGGREGATES,

@@ -11,10 +11,9 @@ from datetime import datetime
 from json.encoder import encode_basestring
 from typing import Any
 
-from framewatch.processing.aggregate import EMERGENT_PREFIX
-
 from framewatch.contracts import AggregateContribution, AggregateRow, FramedItem
 from framewatch.errors import DecodeError
+from framewatch.processing.aggregate import EMERGENT_PREFIX
 from framewatch.timeutil import parse_utc
 
 try:  # optional accelerator of the hot decode (see fast_contribution); json alone decides the same

@@ -13,6 +13,11 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+from framewatch import contracts
+from framewatch.contracts import AggregateContribution, Alert, FramedItem, alert_key
+from framewatch.errors import DecodeError
+from framewatch.kafka_io import Failure, Message, Outgoing, StageOutput
+from framewatch.metrics import FramingMetrics
 from framewatch.processing.aggregate import AggregateState
 from framewatch.processing.aggregate_codec import (
     contribution_of,
@@ -21,12 +26,6 @@ from framewatch.processing.aggregate_codec import (
     fast_contribution,
 )
 from framewatch.processing.spike import Evaluation, SpikeDetector
-
-from framewatch import contracts
-from framewatch.contracts import AggregateContribution, Alert, FramedItem, alert_key
-from framewatch.errors import DecodeError
-from framewatch.kafka_io import Failure, Message, Outgoing, StageOutput
-from framewatch.metrics import FramingMetrics
 
 log = logging.getLogger(__name__)
 

@@ -50,7 +50,6 @@ def train(
     from framewatch.processing.embed import make_embedder
     from framewatch.processing.evaluate import load_labelled
     from framewatch.processing.train import TrainConfig, save_artifact, train_watch
-
     from framewatch.settings import Settings
 
     try:

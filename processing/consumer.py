@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import click
-from framewatch.processing.cluster import ClusterConfig
-from framewatch.processing.codebook import Codebook, load_codebook
-from framewatch.processing.frame_stage import FrameStage, StageConfig
 from prometheus_client import CollectorRegistry
 
 from framewatch.errors import ConfigError
 from framewatch.health import HealthServer
 from framewatch.kafka_io import ensure_topics, make_consumer, make_producer, run_stage
 from framewatch.metrics import PipelineMetrics, ProcessingMetrics
+from framewatch.processing.cluster import ClusterConfig
+from framewatch.processing.codebook import Codebook, load_codebook
+from framewatch.processing.frame_stage import FrameStage, StageConfig
 from framewatch.settings import DEAD_LETTERS, FRAMED_ITEMS, RAW_ITEMS, Settings
 
 log = logging.getLogger(__name__)

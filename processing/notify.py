@@ -30,11 +30,11 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
-from framewatch.processing.subscriptions import Channel, Subscription, matches
 
 from framewatch import contracts
 from framewatch.contracts import Alert
 from framewatch.metrics import NotifyMetrics
+from framewatch.processing.subscriptions import Channel, Subscription, matches
 from framewatch.timeutil import format_utc, utcnow
 
 log = logging.getLogger(__name__)

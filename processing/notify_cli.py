@@ -10,8 +10,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
-from framewatch.processing.notify import DeliveryLog, Notifier
-from framewatch.processing.subscriptions import load_subscriptions
 from prometheus_client import CollectorRegistry
 
 from framewatch.contracts import Alert
@@ -27,6 +25,8 @@ from framewatch.kafka_io import (
     run_stage,
 )
 from framewatch.metrics import NotifyMetrics, PipelineMetrics
+from framewatch.processing.notify import DeliveryLog, Notifier
+from framewatch.processing.subscriptions import load_subscriptions
 from framewatch.settings import ALERTS, DEAD_LETTERS, Settings
 
 log = logging.getLogger(__name__)

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import click
 import yaml
-from framewatch.processing.cluster import ClusterSummary, OnlineClusterer, parse_emergent_id
-from framewatch.processing.codebook import parse_codebook
 
 from framewatch.errors import ConfigError
+from framewatch.processing.cluster import ClusterSummary, OnlineClusterer, parse_emergent_id
+from framewatch.processing.codebook import parse_codebook
 
 
 def _q(text: str) -> str:

@@ -13,9 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from framewatch.processing.embed import text_hash
-
 from framewatch.contracts import RawItem
+from framewatch.processing.embed import text_hash
 
 TRUNCATED = "truncated"
 TITLE = "title"

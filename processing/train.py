@@ -2,12 +2,15 @@
 
 The recipe is SetFit-style: a short supervised-contrastive fine-tune of the sentence encoder
 (texts sharing a frame pulled together, others pushed apart, in-batch), then a linear softmax
-head on the tuned embeddings. The frame descriptions join the training texts as one extra
-example each, which anchors rare frames. Everything runs on CPU in minutes.
+head on the tuned embeddings concatenated with the frozen encoder's (the frozen half keeps the
+general similarity the short tune may forget, so the head overfits less). The frame
+descriptions join the training texts as one extra example each, which anchors rare frames.
+Everything runs on CPU in minutes.
 
 An artifact is a folder: ``manifest.json`` (artifact version, codebook version, watch id and
 fingerprint, model ids, frame ids, training-data hash, metrics), ``head.npz`` and, when the
-encoder was tuned, ``encoder/`` (a sentence-transformers folder). The processor loads it with
+encoder was tuned, ``encoder/`` (a sentence-transformers folder; ``with_frozen`` in the manifest
+says the head also reads the base model's vectors). The processor loads it with
 :func:`load_artifact`, which refuses an artifact made for other frames.
 """
 
@@ -24,15 +27,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from framewatch.errors import ConfigError
 from framewatch.processing.codebook import Watch
 from framewatch.processing.embed import (
     DEFAULT_MODEL,
     Embedder,
     SentenceTransformerEmbedder,
     load_sentence_transformer,
+    normalise_rows,
 )
-
-from framewatch.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +55,10 @@ class TrainConfig:
     finetune: bool = True
     epochs: int = 4
     batch_size: int = 32
-    learning_rate: float = 2e-5
+    learning_rate: float = 5e-5
     temperature: float = 0.1
-    head_c: float | None = None  # None: 1.0 after fine-tuning (tight clusters), 10.0 on a frozen encoder
+    with_frozen: bool = True  # after fine-tuning, the head reads [tuned, frozen] vectors
+    head_c: float | None = None  # None: 1.0 per encoder after fine-tuning (tight clusters), 10.0 on a frozen one
     balanced: bool = True
     label_ratio: float = 0.5
     seed: int = 0
@@ -116,6 +121,26 @@ def data_hash(examples: Sequence[LabelledText]) -> str:
     return h.hexdigest()[:16]
 
 
+class ConcatEmbedder:
+    """Several embedders side by side: each one's unit vectors, concatenated and renormalised."""
+
+    def __init__(self, parts: Sequence[Embedder], model_id: str) -> None:
+        self.parts = tuple(parts)
+        self.model_id = model_id
+        self.dim = sum(p.dim for p in self.parts)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit rows of the concatenated vectors."""
+        return normalise_rows(np.hstack([p.embed(texts) for p in self.parts]))
+
+
+def frozen_embedder(model_name: str, base_embedder: Embedder | None) -> Embedder:
+    """The untuned *model_name*: *base_embedder* when it is that model (and caches), else a fresh one."""
+    if base_embedder is not None and base_embedder.model_id == model_name:
+        return base_embedder
+    return SentenceTransformerEmbedder(model_name)
+
+
 # --- fitting ----------------------------------------------------------------------------------
 
 
@@ -129,13 +154,17 @@ def fit_head(vectors: np.ndarray, primary: Sequence[str], frame_ids: Sequence[st
         raise ConfigError(f"training needs at least two frames with examples, got {present}")
     clf = LogisticRegression(C=c, max_iter=3000, class_weight="balanced" if balanced else None)
     clf.fit(vectors, list(primary))
+    weights, biases = clf.coef_, clf.intercept_
+    if len(clf.classes_) == 2:  # binary: one row w for class 1; softmax over (-w/2, +w/2) is the same model
+        weights = np.vstack([-weights[0] / 2, weights[0] / 2])
+        biases = np.array([-biases[0] / 2, biases[0] / 2])
     dim = vectors.shape[1]
     coef = np.zeros((len(frame_ids), dim))
     intercept = np.full(len(frame_ids), -1e3)
     for row, frame in enumerate(clf.classes_):
         j = list(frame_ids).index(frame)
-        coef[j] = clf.coef_[row]
-        intercept[j] = clf.intercept_[row]
+        coef[j] = weights[row]
+        intercept[j] = biases[row]
     return LinearHead(tuple(frame_ids), coef, intercept)
 
 
@@ -251,10 +280,14 @@ def train_watch(
         progress(f"fine-tuning {model_name} on {len(texts)} texts")
         stats = contrastive_finetune(model, texts, label_sets, frame_ids, config, progress)
         embedder: Embedder = SentenceTransformerEmbedder(model_name, model=model)
+        if config.with_frozen:
+            embedder = ConcatEmbedder([embedder, frozen_embedder(model_name, base_embedder)], model_name)
     else:
         embedder = base_embedder if base_embedder is not None else SentenceTransformerEmbedder(model_name)
     vectors = embedder.embed(texts)
-    c = config.head_c if config.head_c is not None else (1.0 if config.finetune else 10.0)
+    parts = len(embedder.parts) if isinstance(embedder, ConcatEmbedder) else 1
+    # renormalising k concatenated unit vectors scales each by 1/sqrt(k); C * k keeps the penalty per part
+    c = config.head_c if config.head_c is not None else (1.0 * parts if config.finetune else 10.0)
     head = fit_head(vectors, [labels[0] for labels in label_sets], frame_ids, c=c, balanced=config.balanced)
     return TrainResult(head, embedder, model, stats, time.monotonic() - started)
 
@@ -288,6 +321,7 @@ def save_artifact(
         "base_model": model_name,
         "model_id": result.embedder.model_id,
         "encoder": ENCODER if result.model is not None else None,
+        "with_frozen": isinstance(result.embedder, ConcatEmbedder),
         "training_data_hash": data_hash(examples),
         "n_examples": len(examples),
         "config": asdict(config),
@@ -342,6 +376,8 @@ def load_artifact(path: str | Path, watch: Watch, *, base_embedder: Embedder | N
         embedder: Embedder = SentenceTransformerEmbedder(
             manifest["model_id"], model=load_sentence_transformer(str(p / manifest["encoder"]))
         )
+        if manifest.get("with_frozen"):
+            embedder = ConcatEmbedder([embedder, frozen_embedder(manifest["base_model"], base_embedder)], manifest["model_id"])
     else:
         if base_embedder is None:
             embedder = SentenceTransformerEmbedder(manifest["model_id"])

@@ -8,6 +8,7 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export FRAMEWATCH_KAFKA_PORT=${FRAMEWATCH_TEST_KAFKA_PORT:-19092}
 export FRAMEWATCH_TEST_KAFKA=127.0.0.1:$FRAMEWATCH_KAFKA_PORT
 ruff check .
+mypy framewatch ingest processing dashboards
 # helm, checkov, hadolint and docker compose for the deployment checks (cached after the first run)
 FRAMEWATCH_TOOLS_COMPOSE=1 scripts/install-tools.sh
 deploy/kafka/kafka.sh start

@@ -8,6 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from framewatch import contracts
+from framewatch.contracts import AggregateRow, MessageContext
+from framewatch.errors import DecodeError
+from framewatch.kafka_io import Message
 from framewatch.processing.aggregate import (
     ALL,
     AggregateState,
@@ -26,13 +33,6 @@ from framewatch.processing.aggregate_codec import (
     row_to_json,
 )
 from framewatch.processing.aggregate_stage import decode_contributions
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from framewatch import contracts
-from framewatch.contracts import AggregateRow, MessageContext
-from framewatch.errors import DecodeError
-from framewatch.kafka_io import Message
 from tests.test_aggregate_fixtures import T0, framed
 
 S0 = int(T0.timestamp())

@@ -7,6 +7,10 @@ import json
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from framewatch import contracts
 from framewatch.processing import aggregate_codec
 from framewatch.processing.aggregate import ALL, GRANULARITIES, AggregateState
 from framewatch.processing.aggregate_codec import (
@@ -14,10 +18,6 @@ from framewatch.processing.aggregate_codec import (
     contribution_to_json,
     fast_contribution,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from framewatch import contracts
 from tests.test_aggregate_fixtures import T0, framed
 
 

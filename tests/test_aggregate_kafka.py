@@ -12,14 +12,14 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from framewatch.processing.aggregate import ALL, merge_partials
-from framewatch.processing.aggregate_cli import group_id, run_aggregator
-from framewatch.processing.parquet_sink import read_table, read_totals
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from framewatch import contracts
 from framewatch.contracts import AggregateRow, DeadLetter, FramedItem
+from framewatch.processing.aggregate import ALL, merge_partials
+from framewatch.processing.aggregate_cli import group_id, run_aggregator
+from framewatch.processing.parquet_sink import read_table, read_totals
 from framewatch.settings import AGGREGATES, DEAD_LETTERS, FRAMED_ITEMS, Settings
 from tests.test_aggregate_fixtures import T0, framed
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from framewatch.processing.aggregate import AggregateState
-from framewatch.processing.aggregate_codec import contribution_of
-from framewatch.processing.parquet_sink import ParquetSink, read_table, read_totals
 from prometheus_client import CollectorRegistry
 
 from framewatch.metrics import FramingCollector, FramingMetrics
+from framewatch.processing.aggregate import AggregateState
+from framewatch.processing.aggregate_codec import contribution_of
+from framewatch.processing.parquet_sink import ParquetSink, read_table, read_totals
 from tests.test_aggregate_fixtures import T0, framed
 
 

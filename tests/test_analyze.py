@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from framewatch.processing.analyze import analyze
 
+from framewatch.processing.analyze import analyze
 from tests.feed_server import FeedServer, Route
 
 ROOT = Path(__file__).resolve().parent.parent

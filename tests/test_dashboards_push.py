@@ -11,9 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from click.testing import CliRunner
-from framewatch.dashboards import DASHBOARDS
 
 from framewatch.cli import main
+from framewatch.dashboards import DASHBOARDS
 
 
 @dataclass

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from framewatch.processing.dedup import Deduplicator, MinHasher, normalise_for_dedup, shingles
-from framewatch.processing.embed import text_hash
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from framewatch.processing.dedup import Deduplicator, MinHasher, normalise_for_dedup, shingles
+from framewatch.processing.embed import text_hash
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 STORY = (

@@ -31,11 +31,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from framewatch.dashboards import all_panel_queries
 from kafka import KafkaProducer
 
 from framewatch import contracts
 from framewatch.contracts import Alert, DeadLetter, FramedItem
+from framewatch.dashboards import all_panel_queries
 from framewatch.settings import Settings
 from tests.synthetic import planted_spike
 from tests.test_stack import free_port

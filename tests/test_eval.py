@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
+from framewatch.cli import main
+from framewatch.errors import ConfigError
 from framewatch.processing.assign import AssignConfig
 from framewatch.processing.codebook import Frame, Watch
 from framewatch.processing.embed import FakeEmbedder
@@ -20,9 +23,6 @@ from framewatch.processing.evaluate import (
     sample_shots,
 )
 from framewatch.processing.train import LabelledText, TrainConfig
-
-from framewatch.cli import main
-from framewatch.errors import ConfigError
 
 WATCH = Watch("w", "W", None, (
     Frame("a", "Apples", "apple orchard fruit"),
@@ -65,13 +65,13 @@ def dataset() -> list[LabelledText]:
     return out
 
 
-@pytest.mark.parametrize("mode", ["zero-shot", "few-shot", "trained"])
-def test_evaluate_modes_on_separable_data(mode: str) -> None:
+@pytest.mark.parametrize(("mode", "adapt"), [("zero-shot", True), ("zero-shot", False), ("few-shot", True), ("trained", True)])
+def test_evaluate_modes_on_separable_data(mode: str, adapt: bool) -> None:
     cfg = AssignConfig(min_score=0.0) if mode == "zero-shot" else None  # fake cosines are small
-    opts = EvalOptions(mode=mode, shots=2, train=TrainConfig(finetune=False), model_name="fake-128", assign=cfg)
+    opts = EvalOptions(mode=mode, shots=2, adapt=adapt, train=TrainConfig(finetune=False), model_name="fake-128", assign=cfg)
     result = evaluate(dataset(), WATCH, FakeEmbedder(128), opts)
     assert result["mode"] == mode and result["n"] == 31
-    assert result["folds"] == (0 if mode == "zero-shot" else 5)
+    assert result["folds"] == (0 if not adapt else 5)  # zero-shot self-training is per fold, by default
     assert result["macro_f1"] >= 0.9, result
     assert set(result) >= {"macro_f1", "micro_f1", "multilabel_macro_f1", "multilabel_micro_f1", "seconds"}
 

@@ -9,6 +9,7 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
+
 from framewatch.ingest import outcomes as oc
 from framewatch.ingest.fetcher import (
     Fetcher,
@@ -19,7 +20,6 @@ from framewatch.ingest.fetcher import (
     is_rate_limited,
     retry_delay_s,
 )
-
 from tests.feed_server import FeedServer, Route, rss
 
 FEED = rss("News", [("a1", "Budget"), ("a2", "Housing")])

@@ -8,15 +8,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from framewatch.processing.codebook import parse_codebook
-from framewatch.processing.embed import FakeEmbedder
-from framewatch.processing.frame_stage import FrameStage, StageConfig, latin_ratio
 from prometheus_client import CollectorRegistry
 
 from framewatch import contracts
 from framewatch.contracts import FramedItem, MessageContext, RawItem
 from framewatch.kafka_io import Message
 from framewatch.metrics import ProcessingMetrics
+from framewatch.processing.codebook import parse_codebook
+from framewatch.processing.embed import FakeEmbedder
+from framewatch.processing.frame_stage import FrameStage, StageConfig, latin_ratio
 
 T0 = datetime(2026, 3, 1, 8, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from framewatch.ingest.html_text import html_to_text, plain_to_text
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from framewatch.ingest.html_text import html_to_text, plain_to_text
 
 
 @pytest.mark.parametrize(

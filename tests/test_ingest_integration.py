@@ -13,13 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
+
+from framewatch.contracts import RawItem, decode
 from framewatch.ingest import outcomes as oc
 from framewatch.ingest.sources import Source
 from framewatch.ingest.state import IngestState
 from framewatch.ingest.worker import Worker
-from prometheus_client import CollectorRegistry
-
-from framewatch.contracts import RawItem, decode
 from framewatch.kafka_io import make_producer
 from framewatch.metrics import IngestMetrics
 from framewatch.settings import Settings

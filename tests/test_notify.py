@@ -7,6 +7,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
+
+from framewatch.contracts import Alert, AlertItem, alert_key
+from framewatch.errors import ConfigError
+from framewatch.metrics import NotifyMetrics
 from framewatch.processing.notify import (
     DeliveryLog,
     Notifier,
@@ -18,11 +23,6 @@ from framewatch.processing.notify import (
     webhook_body,
 )
 from framewatch.processing.subscriptions import Channel, Subscription, load_subscriptions, matches
-from prometheus_client import CollectorRegistry
-
-from framewatch.contracts import Alert, AlertItem, alert_key
-from framewatch.errors import ConfigError
-from framewatch.metrics import NotifyMetrics
 from tests.test_aggregate_fixtures import T0
 
 ENV = {"HOOK_SECRET": "s3cret", "SMTP_PW": "pw"}

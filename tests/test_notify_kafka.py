@@ -10,13 +10,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from framewatch.processing import notify_cli
-from framewatch.processing.notify import SIGNATURE_HEADER, verify
 from kafka import KafkaProducer
 from prometheus_client import CollectorRegistry
 
 from framewatch import contracts
 from framewatch.contracts import Alert, FramedItem
+from framewatch.processing import notify_cli
+from framewatch.processing.notify import SIGNATURE_HEADER, verify
 from framewatch.settings import ALERTS, FRAMED_ITEMS, Settings
 from tests.test_aggregate_fixtures import T0, framed
 from tests.test_aggregate_kafka import run, seed, wait_committed

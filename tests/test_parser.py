@@ -8,6 +8,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from framewatch.contracts import RawItem, decode, encode
 from framewatch.ingest.parser import (
     ENTRY_SKIP_REASONS,
     PARSE_REASONS,
@@ -20,10 +24,6 @@ from framewatch.ingest.parser import (
 )
 from framewatch.ingest.platform import canonical_url
 from framewatch.ingest.sources import Source
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from framewatch.contracts import RawItem, decode, encode
 
 FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
 FETCHED = datetime(2024, 3, 20, 12, 0, tzinfo=UTC)

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from framewatch.processing.consumer import process, run_processor
-from framewatch.processing.embed import FakeEmbedder
 from kafka import KafkaConsumer, KafkaProducer
 from prometheus_client import CollectorRegistry
 
 from framewatch import contracts
 from framewatch.contracts import DeadLetter, FramedItem, RawItem
+from framewatch.processing.consumer import process, run_processor
+from framewatch.processing.embed import FakeEmbedder
 from framewatch.settings import DEAD_LETTERS, FRAMED_ITEMS, RAW_ITEMS, Settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from framewatch.ingest.quotes import split_post, split_quotes
-from framewatch.ingest.thread_memory import ThreadMemory
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from framewatch.ingest.quotes import split_post, split_quotes
+from framewatch.ingest.thread_memory import ThreadMemory
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from framewatch.ingest.schedule import (
     JITTER_FRACTION,
     MAX_RETRY_AFTER_S,
@@ -12,8 +15,6 @@ from framewatch.ingest.schedule import (
     feed_jitter,
     next_poll_at,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 NOW = datetime(2025, 11, 19, 8, 0, tzinfo=UTC)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from framewatch.processing.segment import TRUNCATED, estimate_tokens, segment_item, segment_text
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from framewatch.contracts import Quote, RawItem
+from framewatch.processing.segment import TRUNCATED, estimate_tokens, segment_item, segment_text
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -6,6 +6,8 @@ import math
 from datetime import timedelta
 
 import pytest
+
+from framewatch.contracts import AggregateContribution
 from framewatch.processing.aggregate import AggregateState
 from framewatch.processing.aggregate_codec import contribution_of
 from framewatch.processing.aggregate_stage import alert_of
@@ -22,8 +24,6 @@ from framewatch.processing.spike import (
     in_cooldown,
     poisson_z,
 )
-
-from framewatch.contracts import AggregateContribution
 from tests.test_aggregate_fixtures import T0, framed
 
 S0 = int(T0.timestamp())  # 09:00

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
 from framewatch.ingest.state import FeedState, IngestState, ThreadCursor, shard_path
 
 NOW = datetime(2025, 11, 19, 8, 0, tzinfo=UTC)

@@ -10,13 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
+
+from framewatch.contracts import RawItem, decode
 from framewatch.ingest import outcomes as oc
 from framewatch.ingest.sources import Source
 from framewatch.ingest.state import IngestState
 from framewatch.ingest.worker import CycleSummary, Worker, in_shard, shard_of
-from prometheus_client import CollectorRegistry
-
-from framewatch.contracts import RawItem, decode
 from framewatch.metrics import IngestMetrics
 from framewatch.settings import Settings
 from tests.fake_producer import FakeProducer
