@@ -97,6 +97,10 @@ class Settings(BaseSettings):
             raise ValueError("must be host:port[,host:port...]")
         return ",".join(hosts)
 
+    def group_id(self, component: str) -> str:
+        """Consumer group of a component, prefixed like the topics so deployments stay apart."""
+        return f"{self.topic_prefix}{component}"
+
     def topic(self, name: str) -> str:
         """Full topic name for a logical topic (``raw-items``, ``framed-items``, ...)."""
         return f"{self.topic_prefix}{name}"

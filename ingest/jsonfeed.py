@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from framewatch.ingest.platform import discourse_post_id, generic_item_id
-from framewatch.ingest.posts import Post
+from framewatch.ingest.posts import Post, absolute_url, clean_str
 from framewatch.timeutil import parse_utc
 
 
@@ -32,7 +32,7 @@ def json_kind(data: Any) -> str | None:
 
 def jsonfeed_posts(data: dict[str, Any], *, feed_url: str, source_id: str) -> tuple[list[Post], list[tuple[str, str]]]:
     """Posts of a JSON Feed, and (ref, reason) of items that are not objects."""
-    language = _str(data.get("language"))
+    language = clean_str(data.get("language"))
     feed_author = _author_of(data)
     posts: list[Post] = []
     skipped: list[tuple[str, str]] = []
@@ -40,12 +40,12 @@ def jsonfeed_posts(data: dict[str, Any], *, feed_url: str, source_id: str) -> tu
         if not isinstance(item, dict):
             skipped.append((f"#{index}", "malformed"))
             continue
-        guid = _str(item.get("id"))
-        url = _absolute(feed_url, _str(item.get("url")) or _str(item.get("external_url")))
-        title = _str(item.get("title"))
+        guid = clean_str(item.get("id"))
+        url = absolute_url(feed_url, clean_str(item.get("url")) or clean_str(item.get("external_url")))
+        title = clean_str(item.get("title"))
         published = _time(item.get("date_published")) or _time(item.get("date_modified"))
-        html = _str(item.get("content_html"))
-        text = _str(item.get("content_text")) or _str(item.get("summary"))
+        html = clean_str(item.get("content_html"))
+        text = clean_str(item.get("content_text")) or clean_str(item.get("summary"))
         posts.append(
             Post(
                 ref=guid or url or f"#{index}",
@@ -56,7 +56,7 @@ def jsonfeed_posts(data: dict[str, Any], *, feed_url: str, source_id: str) -> tu
                 published_at=published,
                 body=html or text,
                 body_is_text=html is None,
-                language=_str(item.get("language")) or language,
+                language=clean_str(item.get("language")) or language,
             )
         )
     return posts, skipped
@@ -66,34 +66,34 @@ def discourse_posts(data: dict[str, Any], *, feed_url: str, host: str) -> tuple[
     """Posts of a Discourse ``/t/<id>.json`` or ``/posts.json`` body."""
     stream = data.get("post_stream")
     raw = stream.get("posts") if isinstance(stream, dict) else data.get("latest_posts")
-    topic_title = _str(data.get("title")) or _str(data.get("fancy_title"))
-    topic_slug = _str(data.get("slug"))
+    topic_title = clean_str(data.get("title")) or clean_str(data.get("fancy_title"))
+    topic_slug = clean_str(data.get("slug"))
     posts: list[Post] = []
     skipped: list[tuple[str, str]] = []
     for index, post in enumerate(raw or ()):
         if not isinstance(post, dict):
             skipped.append((f"#{index}", "malformed"))
             continue
-        topic = _str(post.get("topic_id")) or _str(data.get("id"))
-        number = _str(post.get("post_number"))
-        ref = f"{topic}/{number}" if topic and number else _str(post.get("id")) or f"#{index}"
+        topic = clean_str(post.get("topic_id")) or clean_str(data.get("id"))
+        number = clean_str(post.get("post_number"))
+        ref = f"{topic}/{number}" if topic and number else clean_str(post.get("id")) or f"#{index}"
         if post.get("deleted_at") or post.get("hidden") or post.get("user_deleted"):
             skipped.append((ref, "deleted"))
             continue
         if not topic or not number:
             skipped.append((ref, "malformed"))
             continue
-        slug = _str(post.get("topic_slug")) or topic_slug or "-"
-        reply_to = _str(post.get("reply_to_post_number"))
+        slug = clean_str(post.get("topic_slug")) or topic_slug or "-"
+        reply_to = clean_str(post.get("reply_to_post_number"))
         posts.append(
             Post(
                 ref=ref,
                 item_id=discourse_post_id(host, topic, number),
                 url=urljoin(feed_url, f"/t/{slug}/{topic}/{number}"),
-                title=_str(post.get("topic_title")) or topic_title,
-                author=_str(post.get("username")) or _str(post.get("name")),
+                title=clean_str(post.get("topic_title")) or topic_title,
+                author=clean_str(post.get("username")) or clean_str(post.get("name")),
                 published_at=_time(post.get("created_at")),
-                body=_str(post.get("cooked")),
+                body=clean_str(post.get("cooked")),
                 thread_id=topic,
                 parent_id=discourse_post_id(host, topic, reply_to) if reply_to else None,
                 title_is_thread=True,
@@ -105,11 +105,11 @@ def discourse_posts(data: dict[str, Any], *, feed_url: str, host: str) -> tuple[
 def _author_of(obj: dict[str, Any]) -> str | None:
     authors = obj.get("authors")
     if isinstance(authors, list):
-        names = [n for a in authors if isinstance(a, dict) and (n := _str(a.get("name")))]
+        names = [n for a in authors if isinstance(a, dict) and (n := clean_str(a.get("name")))]
         if names:
             return ", ".join(names)
     author = obj.get("author")
-    return _str(author.get("name")) if isinstance(author, dict) else None
+    return clean_str(author.get("name")) if isinstance(author, dict) else None
 
 
 def _time(value: Any) -> datetime | None:
@@ -119,22 +119,6 @@ def _time(value: Any) -> datetime | None:
         return parse_utc(value.strip())
     except ValueError:
         return None
-
-
-def _absolute(base: str, link: str | None) -> str | None:
-    if not link:
-        return None
-    try:
-        return urljoin(base, link)
-    except ValueError:
-        return link
-
-
-def _str(value: Any) -> str | None:
-    if value is None or isinstance(value, dict | list | bool):
-        return None
-    text = str(value).strip()
-    return text or None
 
 
 __all__ = ["discourse_posts", "json_kind", "jsonfeed_posts"]

@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
+from urllib.parse import urljoin
 
 from framewatch.contracts import Quote, RawItem
 from framewatch.ingest.html_text import html_to_text, plain_to_text
@@ -113,6 +115,24 @@ def build_item(post: Post, ctx: PostContext, known_authors: Iterable[str] = ()) 
         outlet=ctx.source.outlet,
         tags=ctx.source.tags,
     )
+
+
+def absolute_url(base: str, link: str | None) -> str | None:
+    """*link* resolved against *base*; a link that does not parse is kept as it is."""
+    if not link:
+        return None
+    try:
+        return urljoin(base, link)
+    except ValueError:
+        return link
+
+
+def clean_str(value: Any) -> str | None:
+    """A scalar field as stripped text; None for missing, empty and non-scalar values."""
+    if value is None or isinstance(value, dict | list | bool):
+        return None
+    text = str(value).strip()
+    return text or None
 
 
 def clean_title(title: str | None) -> str | None:

@@ -12,7 +12,7 @@ import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from framewatch.ingest.parsed import FollowThread
 from framewatch.ingest.platform import (
@@ -25,7 +25,7 @@ from framewatch.ingest.platform import (
     xenforo_first_post_id,
     xenforo_thread_id,
 )
-from framewatch.ingest.posts import Post
+from framewatch.ingest.posts import Post, absolute_url, clean_str
 
 # phpBB feeds end each post with "<p>Statistics: Posted by …</p><hr />": the paragraph right
 # before the final rule is dropped by position, whatever the board's language.
@@ -54,12 +54,12 @@ def posts_from_entries(
 
 def entry_post(entry: Any, index: int, *, platform: str, feed_url: str, source_id: str, host: str) -> Post:
     """The Post of one feedparser entry."""
-    guid = _str(entry.get("id"))
-    link = _absolute(feed_url, _str(entry.get("link")))
+    guid = clean_str(entry.get("id"))
+    link = absolute_url(feed_url, clean_str(entry.get("link")))
     published = entry_time(entry)
-    title = _str(entry.get("title"))
+    title = clean_str(entry.get("title"))
     body, is_text, body_language = entry_body(entry)
-    author = _str(entry.get("author"))
+    author = clean_str(entry.get("author"))
     ref = guid or link or f"#{index}"
     item_id = generic_item_id(source_id, guid, link, title, published)
     thread_id = parent_id = None
@@ -109,13 +109,13 @@ def entry_post(entry: Any, index: int, *, platform: str, feed_url: str, source_i
 
 def entry_body(entry: Any) -> tuple[str | None, bool, str | None]:
     """(body, is plain text, language): ``content`` (content:encoded, Atom content) over summary."""
-    candidates = [c for c in entry.get("content") or () if _str(c.get("value"))]
+    candidates = [c for c in entry.get("content") or () if clean_str(c.get("value"))]
     if candidates:
         best = max(candidates, key=lambda c: len(c.get("value") or ""))
-        return best.get("value"), best.get("type") == "text/plain", _str(best.get("language"))
-    summary = _str(entry.get("summary"))
+        return best.get("value"), best.get("type") == "text/plain", clean_str(best.get("language"))
+    summary = clean_str(entry.get("summary"))
     detail = entry.get("summary_detail") or {}
-    return summary, detail.get("type") == "text/plain", _str(detail.get("language"))
+    return summary, detail.get("type") == "text/plain", clean_str(detail.get("language"))
 
 
 def entry_time(entry: Any) -> datetime | None:
@@ -128,22 +128,6 @@ def entry_time(entry: Any) -> datetime | None:
             except (OverflowError, ValueError, OSError):
                 continue
     return None
-
-
-def _absolute(base: str, link: str | None) -> str | None:
-    if not link:
-        return None
-    try:
-        return urljoin(base, link)
-    except ValueError:
-        return link
-
-
-def _str(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
 
 
 def _with_language(post: Post, language: str) -> Post:

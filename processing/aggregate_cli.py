@@ -57,8 +57,8 @@ COMPONENT = "aggregate"
 
 
 def group_id(settings: Settings) -> str:
-    """Consumer group of the aggregate component (prefixed like the topics, to isolate deployments)."""
-    return f"{settings.topic_prefix}aggregate"
+    """Consumer group of the aggregate component."""
+    return settings.group_id(COMPONENT)
 
 
 def spike_config(settings: Settings) -> SpikeConfig:

@@ -30,7 +30,6 @@ from framewatch.settings import DEAD_LETTERS, FRAMED_ITEMS, RAW_ITEMS, Settings
 log = logging.getLogger(__name__)
 
 COMPONENT = "processing"
-GROUP_ID = "framewatch-processing"
 
 
 def stage_config(settings: Settings) -> StageConfig:
@@ -101,7 +100,7 @@ def run_processor(
     registry = registry if registry is not None else CollectorRegistry()
     stage = build_stage(settings, codebook, embedder, registry=registry, artifact=artifact)
     ensure_topics(settings, [settings.topic(t) for t in (RAW_ITEMS, FRAMED_ITEMS, DEAD_LETTERS)])
-    consumer = make_consumer(settings, GROUP_ID, [settings.topic(RAW_ITEMS)])
+    consumer = make_consumer(settings, settings.group_id(COMPONENT), [settings.topic(RAW_ITEMS)])
     producer = make_producer(settings)
     if ready is not None:
         ready.set()

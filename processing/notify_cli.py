@@ -35,8 +35,8 @@ COMPONENT = "notify"
 
 
 def group_id(settings: Settings) -> str:
-    """Consumer group of the notify component (prefixed like the topics, to isolate deployments)."""
-    return f"{settings.topic_prefix}notify"
+    """Consumer group of the notify component."""
+    return settings.group_id(COMPONENT)
 
 
 def notify_stage(notifier: Notifier) -> Callable[[Sequence[Message]], StageOutput]:
