@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -51,7 +51,6 @@ class Child:
     restarts: int = 0
     next_start: float = 0.0
     log_path: Path | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> None:
         """Start (or restart) the process, appending its output to its log file."""
