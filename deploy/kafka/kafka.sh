@@ -116,7 +116,8 @@ start() {
   echo $! > "$PIDFILE"
   local waited=0
   until port_open "$PORT" && grep -q "Kafka Server started" "$RUN/logs/server.log" 2>/dev/null; do
-    if ! running_pid >/dev/null; then
+    # kill -0, not running_pid: /proc/PID/cmdline can read empty while nohup/setsid/bash exec java.
+    if ! kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
       log "broker exited during start-up; last lines of $LOG and $RUN/logs/server.log:"
       tail -n 20 "$LOG" "$RUN/logs/server.log" >&2 || true
       exit 1
