@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     aggregate_by_outlet: bool = Field(False, description="Also aggregate per outlet (adds the outlet label; keep outlets few).")
     parquet_enabled: bool = Field(True, description="Write framed items and aggregates to Parquet under parquet_dir.")
     parquet_dir: Path | None = Field(None, description="Parquet folder (partitioned by date); default state_dir/parquet.")
-    spike_z_threshold: float = Field(4.0, gt=0, description="Binomial z a window's share must reach to raise a share_spike alert.")
+    spike_z_threshold: float = Field(3.5, gt=0, description="Score (normal quantile of the exact beta-binomial tail) a window's share must reach to raise a share_spike alert; 3.5 keeps false alerts under one per watch-week (bench/spikes.py).")
     spike_min_count: int = Field(10, ge=1, description="Fewest items of the frame in the window for a share_spike alert.")
     spike_min_lift: float = Field(0.25, ge=0, description="Least relative rise of the share over its baseline for an alert (0.25 = +25%).")
     spike_baseline_hours: int = Field(48, ge=1, le=24 * 60, description="Hours before the window that form the EWMA baseline.")

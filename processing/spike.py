@@ -23,6 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
 ALL = "*"
 EMERGENT_PREFIX = "emergent:"
 STEP_S = 300
@@ -42,7 +44,7 @@ class CountsView(Protocol):
 class SpikeConfig:
     """Thresholds of both rules (see Settings for what each means)."""
 
-    z_threshold: float = 4.0
+    z_threshold: float = 3.5
     min_count: int = 10
     min_lift: float = 0.25
     baseline_hours: int = 48
@@ -99,7 +101,8 @@ def ewma_share(counts: Iterable[int], totals: Iterable[int], halflife_h: float) 
 
 
 def binomial_z(count: int, total: int, p0: float, baseline_n: float = math.inf) -> float:
-    """z of *count* successes in *total* trials against share *p0* (estimated from *baseline_n*)."""
+    """Normal-approximation z of *count* successes in *total* trials against share *p0*
+    (estimated from *baseline_n* items). Only a fallback where the exact tail underflows."""
     if total <= 0:
         return 0.0
     p0 = min(max(p0, 1e-6), 1 - 1e-6)
@@ -107,6 +110,31 @@ def binomial_z(count: int, total: int, p0: float, baseline_n: float = math.inf) 
     if math.isfinite(baseline_n) and baseline_n > 0:
         var += total * total * p0 * (1 - p0) / baseline_n  # the baseline is an estimate too
     return (count - total * p0) / math.sqrt(var)
+
+
+def share_z(count: int, total: int, p0: float, baseline_n: float) -> float:
+    """Score of *count* of *total* items against a baseline share *p0* seen over *baseline_n* items.
+
+    The exact upper tail P(X >= count) of the beta-binomial (the window's count when the share
+    itself is only known from the baseline: Beta(p0 n, (1 - p0) n)), given as the standard
+    normal quantile with that tail. Small shares have skewed counts, so a normal z raises false
+    alerts on them at a threshold that is blind on large ones; the exact tail keeps one threshold
+    meaning one false-alert rate for every frame.
+    """
+    approx = binomial_z(count, total, p0, baseline_n)
+    if approx < 2.0:  # far below any threshold: the approximation is close and much cheaper
+        return approx
+    from scipy.special import betaln, gammaln, logsumexp, ndtri
+
+    p0 = min(max(p0, 1e-6), 1 - 1e-6)
+    n_eff = max(baseline_n, 1.0)
+    a, b = p0 * n_eff, (1 - p0) * n_eff
+    k = np.arange(count, total + 1, dtype=np.float64)
+    log_pmf = gammaln(total + 1) - gammaln(k + 1) - gammaln(total - k + 1) + betaln(k + a, total - k + b) - betaln(a, b)
+    log_tail = float(logsumexp(log_pmf))
+    if log_tail < -700:  # beyond float range: the normal approximation is as good as any
+        return max(binomial_z(count, total, p0, baseline_n), 37.0)
+    return float(-ndtri(min(math.exp(log_tail), 0.5)))
 
 
 def poisson_z(count: int, expected: float) -> float:
@@ -140,7 +168,7 @@ def evaluate_share(
     total = window_count(view, watch, ALL, start, end_s)
     p0, n_eff, base_items = base if base is not None else baseline(view, watch, frame, start, cfg)
     observed = count / total if total else 0.0
-    z = binomial_z(count, total, p0, n_eff)
+    z = share_z(count, total, p0, n_eff)
     fires = (
         base_items >= cfg.min_baseline_items
         and count >= cfg.min_count

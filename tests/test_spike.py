@@ -23,6 +23,7 @@ from framewatch.processing.spike import (
     ewma_share,
     in_cooldown,
     poisson_z,
+    share_z,
 )
 from tests.test_aggregate_fixtures import T0, framed
 
@@ -36,6 +37,25 @@ def test_binomial_z_known_values() -> None:
     assert binomial_z(0, 0, 0.2) == 0.0
     # the baseline's own uncertainty widens the variance
     assert binomial_z(30, 100, 0.2, baseline_n=100) == pytest.approx(10 / math.sqrt(16 + 16))
+
+
+def test_share_z_is_the_exact_tail_as_a_z() -> None:
+    from scipy.stats import betabinom, norm
+
+    # the exact beta-binomial tail P(X >= 34), as the normal quantile
+    tail = betabinom.sf(33, 100, 0.2 * 1000, 0.8 * 1000)
+    assert share_z(34, 100, 0.2, 1000) == pytest.approx(norm.isf(tail), rel=1e-6)
+    # a small share's count is right-skewed: the same normal z is a likelier count than it says
+    assert share_z(22, 100, 0.1, 1e6) < binomial_z(22, 100, 0.1, 1e6) - 0.3
+    # a large share is close to symmetric: exact and normal agree
+    assert share_z(68, 100, 0.5, 1e6) == pytest.approx(binomial_z(68, 100, 0.5, 1e6), abs=0.2)
+    # monotone in the count; the cheap approximation below 2
+    scores = [share_z(c, 100, 0.2, 2000) for c in range(20, 60)]
+    assert scores == sorted(scores)
+    assert share_z(21, 100, 0.2, 2000) == binomial_z(21, 100, 0.2, 2000)
+    # a tail beyond float range stays finite and large
+    huge = share_z(9000, 10_000, 0.2, 2000)
+    assert math.isfinite(huge) and huge >= 37
 
 
 def test_poisson_z_and_ewma() -> None:
