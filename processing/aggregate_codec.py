@@ -7,11 +7,11 @@ from __future__ import annotations
 import functools
 import json
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 from json.encoder import encode_basestring
 from typing import Any
 
-from framewatch.contracts import AggregateContribution, AggregateRow, FramedItem
+from framewatch.contracts import AggregateContribution, AggregateRow, FramedItem, lone_surrogate
 from framewatch.errors import DecodeError
 from framewatch.processing.aggregate import EMERGENT_PREFIX
 from framewatch.timeutil import parse_utc
@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 # form builds a new encoder on every call
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _DECODER = json.JSONDecoder()
+_ZERO = timedelta(0)
 _TEXT_FIELDS = ("key", "watch_id", "item_id", "source_id", "codebook_version", "model_id", "method", "kind")
 _OPTIONAL_TEXT_FIELDS = ("frame", "outlet", "title", "url", "duplicate_of")
 
@@ -84,11 +85,13 @@ def _contribution(data: dict[str, Any], partition: int) -> AggregateContribution
 
 
 def _stdlib_loads(raw: bytes) -> Any:
-    """``json.loads(raw)``: bytes opening with "{" and a non-NUL byte are UTF-8 to its encoding
-    sniffing, so those are decoded directly."""
-    if raw[:1] == b"{" and raw[1:2] != b"\x00":
-        return _DECODER.decode(raw.decode("utf-8", "surrogatepass"))
-    return json.loads(raw)
+    """``json.loads`` of *raw* as strict UTF-8 (what ``contracts.decode`` accepts), refusing
+    lone surrogates: orjson refuses them, json takes them but cannot write them back."""
+    text = raw.decode("utf-8")
+    data = _DECODER.decode(text)
+    if lone_surrogate(text, data):
+        raise ValueError("lone surrogate escape")
+    return data
 
 
 def _checked_contribution(data: Any, partition: int) -> AggregateContribution:
@@ -156,7 +159,20 @@ def _counts_json(counts: dict[str, int]) -> str:
 
 
 def contribution_to_json(c: AggregateContribution) -> bytes:
-    """Encode a contribution (same JSON as ``contracts.encode``, written directly for speed)."""
+    """Encode a contribution (same JSON as ``contracts.encode``, written directly for speed):
+    by orjson when it is installed and the values are ones it writes exactly as json does
+    (a UTC time, a finite score; it refuses what json would write otherwise, e.g. lone
+    surrogates or integers past 64 bits, and those take the plain path)."""
+    if orjson is not None and c.published_at.utcoffset() == _ZERO and math.isfinite(c.score):
+        try:
+            return orjson.dumps(
+                {"key": c.key, "partition": c.partition, "watch_id": c.watch_id, "published_at": c.published_at,
+                 "frame": c.frame, "segment_frames": c.segment_frames, "outlet": c.outlet, "title": c.title,
+                 "url": c.url, "passage": c.passage, "score": c.score, "schema_version": c.schema_version},
+                option=orjson.OPT_UTC_Z,
+            )
+        except TypeError:
+            pass
     value = _json_value
     return (
         f'{{"key":{value(c.key)},"partition":{value(c.partition)},"watch_id":{value(c.watch_id)},'

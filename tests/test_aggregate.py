@@ -149,7 +149,10 @@ def test_contribution_json_round_trip_and_fast_decode_matches_full() -> None:
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [(b"\xff", "not_utf8"), (b"{nope", "not_json"), (b"[]", "not_object"),
-     (b'{"schema_version": 99}', "schema_too_new"), (b'{"key": "x"}', "invalid_field")],
+     (b'{"schema_version": 99}', "schema_too_new"), (b'{"key": "x"}', "invalid_field"),
+     # a lone surrogate anywhere (escaped or as raw bytes) would fail at the first produce
+     (contracts.encode(framed(1)).replace(b'"title":', b'"title":"\\udc80","t":', 1), "not_utf8"),
+     (contracts.encode(framed(1)).replace(b'"title":', b'"title":"\xed\xb2\x80","t":', 1), "not_utf8")],
 )
 def test_undecodable_records_are_failures_with_reason(raw: bytes, reason: str) -> None:
     with pytest.raises(DecodeError):

@@ -37,8 +37,12 @@ def test_fast_decode_is_the_same_with_and_without_orjson(literal: str, monkeypat
     assert [type(k) for k in accelerated.segment_frames] == [type(k) for k in plain.segment_frames]
 
 
-def test_contribution_json_is_what_json_dumps_writes() -> None:
-    c = contribution_of(framed(1, title="Ünïcode \u2028 \"quoted\"", segments=(("a", None), (None, "5"))), 2)
+@pytest.mark.parametrize("title", ["Ünïcode \u2028 \"quoted\" \x01\n\t\U0001F600", "plain"])
+@pytest.mark.parametrize("accelerated", [True, False])
+def test_contribution_json_is_what_json_dumps_writes(title: str, accelerated: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not accelerated:
+        monkeypatch.setattr(aggregate_codec, "orjson", None)
+    c = contribution_of(framed(1, title=title, segments=(("a", None), (None, "5"))), 2)
     expected = json.dumps(
         {"key": c.key, "partition": c.partition, "watch_id": c.watch_id,
          "published_at": c.published_at.isoformat().replace("+00:00", "Z"), "frame": c.frame,

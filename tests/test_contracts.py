@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -61,6 +62,9 @@ def test_unknown_fields_are_ignored_for_forward_compatibility() -> None:
         (b'{"schema_version": 99}', "schema_too_new"),
         (b'{"item_id": 1}', "invalid_field"),
         (b'{"item_id": "a"}', "invalid_field"),
+        # a lone UTF-16 surrogate: valid JSON, but no UTF-8 encoder can write the record back
+        (b'{"item_id": "a\\ud800", "schema_version": 1}', "not_utf8"),
+        (b'{"item_id": "\xed\xa0\x80"}', "not_utf8"),
     ],
 )
 def test_bad_bytes_raise_one_error_type_with_reason_and_bytes(raw: bytes, reason: str) -> None:
@@ -69,6 +73,13 @@ def test_bad_bytes_raise_one_error_type_with_reason_and_bytes(raw: bytes, reason
     assert info.value.reason == reason
     assert info.value.raw == raw
     assert reason in contracts.DECODE_REASONS
+
+
+def test_escaped_surrogate_pairs_are_fine() -> None:
+    data = contracts.to_dict(raw_item(text="emoji \U0001F600"))
+    raw = json.dumps(data, ensure_ascii=True).encode()
+    assert b"\\ud83d\\ude00" in raw
+    assert contracts.decode(RawItem, raw).text == "emoji \U0001F600"
 
 
 def test_wrong_kind_literal_is_invalid() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 import pytest
@@ -18,6 +19,7 @@ from framewatch.kafka_io import (
     decode_batch,
     make_consumer,
     make_producer,
+    poll_batch,
     run_stage,
 )
 from framewatch.metrics import PipelineMetrics
@@ -102,3 +104,31 @@ def test_no_commit_when_a_produce_is_not_acknowledged(settings_factory, topic_fa
     handled, _ = run_once(settings, "g2", src, upper_stage(out))
     assert handled == 1
     assert [v for _, v in topic_reader(out)] == [b"OWN WORDS"]
+
+
+def test_poll_batch_closes_early_on_a_light_stream_and_fills_on_a_backlog(settings_factory, topic_factory) -> None:
+    settings = settings_factory()
+    src = topic_factory(settings, "raw-items", 1)
+    consumer = make_consumer(settings, "g-batch", [src])
+    try:
+        poll_batch(consumer, 10, 3000)  # join the group (nothing there yet)
+        # light stream: one record in hand, nothing more coming -> the batch closes after one
+        # empty linger poll, long before the 20 s the batch could wait to fill
+        seed(settings, src, [("a", b"1")])
+        started = time.monotonic()
+        batch = poll_batch(consumer, 256, 20_000, linger_ms=50)
+        assert [m.value for m in batch] == [b"1"]
+        assert time.monotonic() - started < 10
+        # backlog: the batch fills to its size however short the linger
+        seed(settings, src, [(f"k{i}", str(i).encode()) for i in range(60)])
+        time.sleep(0.5)
+        sizes = [len(poll_batch(consumer, 25, 20_000, linger_ms=50)) for _ in range(2)]
+        assert sizes == [25, 25]
+        assert len(poll_batch(consumer, 25, 20_000, linger_ms=50)) == 10
+        # without a linger the batch waits out its time, as before
+        seed(settings, src, [("b", b"2")])
+        started = time.monotonic()
+        assert len(poll_batch(consumer, 256, 1500)) == 1
+        assert time.monotonic() - started >= 1.4
+    finally:
+        consumer.close()
