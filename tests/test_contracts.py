@@ -48,8 +48,6 @@ def test_times_are_decoded_as_utc() -> None:
 def test_unknown_fields_are_ignored_for_forward_compatibility() -> None:
     data = contracts.to_dict(raw_item())
     data["added_later"] = 1
-    import json
-
     assert contracts.decode(RawItem, json.dumps(data).encode()) == raw_item()
 
 
@@ -85,8 +83,6 @@ def test_escaped_surrogate_pairs_are_fine() -> None:
 def test_wrong_kind_literal_is_invalid() -> None:
     data = contracts.to_dict(raw_item())
     data["kind"] = "tweet"
-    import json
-
     with pytest.raises(DecodeError, match="invalid_field"):
         contracts.decode(RawItem, json.dumps(data).encode())
 
