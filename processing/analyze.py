@@ -107,7 +107,7 @@ def analyze(feed: str, codebook_path: str, embedder_name: str | None) -> None:
     from framewatch.processing.embed import make_embedder
     from framewatch.processing.frame_stage import FrameStage
 
-    embedder = make_embedder(embedder_name or settings.model_name)
+    embedder = make_embedder(embedder_name or settings.model_name, precision=settings.model_precision)
     stage = FrameStage(codebook, embedder, config=stage_config(settings))
     records, _report, _failures = stage.frame_items([(None, item) for item in items])
     for record in records:

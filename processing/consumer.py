@@ -67,7 +67,7 @@ def build_stage(
     if embedder is None:
         from framewatch.processing.embed import make_embedder
 
-        embedder = make_embedder(settings.model_name)
+        embedder = make_embedder(settings.model_name, precision=settings.model_precision)
     metrics = ProcessingMetrics(registry) if registry is not None else None
     assigners = None
     if artifact is not None:

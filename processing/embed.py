@@ -7,6 +7,7 @@ recent vectors by text hash so reposts and retries cost no second forward pass.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import os
@@ -58,27 +59,79 @@ def resolve_model_path(model_name: str) -> str:
     return model_name
 
 
-def load_sentence_transformer(model_name: str, device: str = "cpu") -> Any:
-    """Load a SentenceTransformer offline-first (the bundled model never touches the hub)."""
+PRECISIONS = ("auto", "float32", "bfloat16", "int8")
+
+
+def native_bfloat16() -> bool:
+    """True when this CPU computes bfloat16 natively (AVX512-BF16 or AMX); elsewhere torch
+    emulates it, slower than float32."""
+    try:
+        import torch
+
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (ImportError, AttributeError, RuntimeError):  # private helpers: absent in other torch builds
+        return False
+
+
+def resolve_precision(precision: str, device: str = "cpu") -> str:
+    """The precision to run: ``auto`` is bfloat16 on a CPU that has it natively, else float32."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"model precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return "bfloat16" if device == "cpu" and native_bfloat16() else "float32"
+    if precision == "int8" and device != "cpu":
+        raise ConfigError(f"model precision int8 runs on the CPU only, not on {device!r}")
+    return precision
+
+
+def load_sentence_transformer(model_name: str, device: str = "cpu", precision: str = "float32") -> Any:
+    """Load a SentenceTransformer offline-first (the bundled model never touches the hub).
+
+    ``precision="int8"`` quantizes the model's linear layers dynamically (int8 weights,
+    activations quantized per batch); bfloat16 needs nothing at load time (see
+    :class:`SentenceTransformerEmbedder`). sentence-transformers' own ONNX/OpenVINO backends
+    need optimum, which does not support the transformers release this project pins.
+    """
+    precision = resolve_precision(precision, device)
     path = resolve_model_path(model_name)
     if Path(path).exists():
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
     try:
-        return SentenceTransformer(path, device=device)
+        model = SentenceTransformer(path, device=device)
     except Exception as exc:  # the library raises many types (OSError, HF errors, ValueError)
         raise ConfigError(f"model {model_name!r}: cannot load: {exc}") from exc
+    if precision == "int8":
+        import warnings
+
+        import torch
+
+        with warnings.catch_warnings():  # torch announces the move of this API to torchao
+            warnings.simplefilter("ignore")
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return model
 
 
 class SentenceTransformerEmbedder:
-    """A sentence-transformers model as an Embedder."""
+    """A sentence-transformers model as an Embedder.
+
+    *precision* (see :func:`resolve_precision`): ``bfloat16`` runs the forward pass under
+    torch's CPU autocast (matrix products in bfloat16 on AMX/AVX512-BF16 units, layer norms
+    and softmax kept in float32): about 2.5x faster than float32 here, vectors within cosine
+    0.9999 of float32's, so records keep the model's id. ``int8`` (dynamic quantization) is
+    about 1.4x faster but moves vectors visibly (cosine ~0.94): its records say ``<model>@int8``.
+    """
 
     def __init__(
-        self, model_name: str = DEFAULT_MODEL, *, device: str = "cpu", batch_size: int = 64, model: Any = None
+        self, model_name: str = DEFAULT_MODEL, *, device: str = "cpu", batch_size: int = 64, model: Any = None,
+        precision: str = "auto",
     ) -> None:
-        self.model = model if model is not None else load_sentence_transformer(model_name, device)
-        self.model_id = model_name
+        self.precision = resolve_precision(precision, device)
+        if model is None:
+            model = load_sentence_transformer(model_name, device, "int8" if self.precision == "int8" else "float32")
+        self.model = model
+        self.model_id = f"{model_name}@int8" if self.precision == "int8" else model_name
         dim_of = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(dim_of())
         self.batch_size = batch_size
@@ -88,11 +141,19 @@ class SentenceTransformerEmbedder:
         """Encode *texts*; returns unit rows."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self.model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=False,
-        )
+        with self._autocast():
+            vectors = self.model.encode(
+                list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                convert_to_numpy=True, show_progress_bar=False,
+            )
         return normalise_rows(vectors)
+
+    def _autocast(self) -> Any:
+        if self.precision != "bfloat16":
+            return contextlib.nullcontext()
+        import torch
+
+        return torch.autocast("cpu", dtype=torch.bfloat16)
 
 
 _WORD = re.compile(r"\w+")
@@ -162,12 +223,12 @@ class CachingEmbedder:
         return np.stack([fresh[k] if k in fresh else self._cache[k] for k in keys]).astype(np.float32)
 
 
-def make_embedder(model_name: str = DEFAULT_MODEL, *, cache_entries: int = 50_000) -> Embedder:
+def make_embedder(model_name: str = DEFAULT_MODEL, *, cache_entries: int = 50_000, precision: str = "auto") -> Embedder:
     """The embedder the processor uses: a (cached) sentence-transformers model, or ``fake`` /
     ``fake-N`` for tests and dry runs."""
     if model_name.startswith("fake"):
         dim = int(model_name.split("-", 1)[1]) if "-" in model_name else 64
         inner: Embedder = FakeEmbedder(dim)
     else:
-        inner = SentenceTransformerEmbedder(model_name)
+        inner = SentenceTransformerEmbedder(model_name, precision=precision)
     return CachingEmbedder(inner, cache_entries) if cache_entries > 0 else inner

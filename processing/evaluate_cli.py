@@ -31,10 +31,11 @@ def _progress(message: str) -> None:
 @click.option("--learning-rate", type=float, default=None, help="Fine-tune learning rate (default 5e-5).")
 @click.option("--with-frozen/--tuned-only", default=True, show_default=True, help="After fine-tuning, the head also reads the frozen encoder's vectors.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16", "int8"]), default=None, help="Precision of the base encoder's inference (default FRAMEWATCH_MODEL_PRECISION, auto).")
 def eval_cmd(
     data: str, codebook_path: str, watch_id: str | None, mode: str, shots: int, seed: int, model_name: str | None,
     adapt: bool, finetune: bool | None, epochs: int | None, learning_rate: float | None, with_frozen: bool,
-    threads: int | None,
+    threads: int | None, precision: str | None,
 ) -> None:
     """Evaluate frame assignment on DATA (JSONL: id, text, labels, optional fold) with cross-validation."""
     from dataclasses import replace
@@ -62,7 +63,7 @@ def eval_cmd(
             train = replace(train, finetune=False)
         examples = load_labelled(data)
         _progress(f"{len(examples)} examples, watch {watch.id!r}, mode {mode}, model {name}")
-        embedder = make_embedder(name)
+        embedder = make_embedder(name, precision=precision or Settings().model_precision)
         options = EvalOptions(mode=mode, shots=shots, seed=seed, adapt=adapt, train=train, model_name=name)
         result = evaluate(examples, watch, embedder, options, _progress)
     except FramewatchError as exc:

@@ -57,6 +57,7 @@ class TrainConfig:
     batch_size: int = 32
     learning_rate: float = 5e-5
     temperature: float = 0.1
+    ce_weight: float = 1.0  # weight of a cross-entropy head trained with the contrastive loss (0: contrastive only)
     with_frozen: bool = True  # after fine-tuning, the head reads [tuned, frozen] vectors
     head_c: float | None = None  # None: 1.0 per encoder after fine-tuning (tight clusters), 10.0 on a frozen one
     balanced: bool = True
@@ -206,7 +207,14 @@ def contrastive_finetune(
     for i, labels in enumerate(label_sets):
         for label in labels:
             targets[i, index[label]] = 1.0
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate)
+    # a throwaway softmax layer on the embedding, trained alongside the contrastive loss: the
+    # cross-entropy pulls each frame's texts towards a direction that separates it from every
+    # other frame, where in-batch contrast only sees the frames a batch happens to hold
+    dim_of = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    classifier = torch.nn.Linear(int(dim_of()), len(frame_ids)) if config.ce_weight > 0 else None
+    params = list(model.parameters()) + (list(classifier.parameters()) if classifier is not None else [])
+    optimiser = torch.optim.AdamW(params, lr=config.learning_rate)
+    primary = torch.tensor([index[labels[0]] for labels in label_sets])
     preprocess = getattr(model, "preprocess", None) or model.tokenize
     started = time.monotonic()
     steps, last_loss = 0, float("nan")
@@ -221,6 +229,11 @@ def contrastive_finetune(
                 features = preprocess([texts[i] for i in batch])
                 emb = model(features)["sentence_embedding"]
                 loss = _supcon_loss(emb, torch.from_numpy(targets[batch]), config.temperature)
+                if classifier is not None:
+                    # on the normalised embedding scaled like a cosine softmax (temperature)
+                    logits = classifier(torch.nn.functional.normalize(emb, dim=-1)) / config.temperature
+                    ce = torch.nn.functional.cross_entropy(logits, primary[batch])
+                    loss = config.ce_weight * ce if loss is None else loss + config.ce_weight * ce
                 if loss is None:
                     continue
                 optimiser.zero_grad()

@@ -25,7 +25,12 @@ from framewatch.processing.assign import (
     zero_shot_assigner,
 )
 from framewatch.processing.codebook import Frame, Match, Watch
-from framewatch.processing.embed import CachingEmbedder, FakeEmbedder, text_hash
+from framewatch.processing.embed import (
+    CachingEmbedder,
+    FakeEmbedder,
+    SentenceTransformerEmbedder,
+    text_hash,
+)
 from framewatch.processing.train import (
     ConcatEmbedder,
     LabelledText,
@@ -234,8 +239,6 @@ def test_text_hash_is_stable() -> None:
 @pytest.fixture(scope="module")
 def minilm():  # type: ignore[no-untyped-def]
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from framewatch.processing.embed import SentenceTransformerEmbedder
-
     return SentenceTransformerEmbedder()
 
 
@@ -260,3 +263,34 @@ def test_real_model_finetuned_artifact_round_trip(minilm, tmp_path: Path) -> Non
     assert trained.embedder is not minilm and trained.method == TRAINED
     assert isinstance(trained.embedder, ConcatEmbedder) and trained.embedder.parts[1] is minilm
     assert [a.frame for a in trained.assign_texts(["surveillance cameras watch citizens"])] == ["dystopia"]
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(("precision", "min_cosine", "suffix"), [("bfloat16", 0.999, ""), ("int8", 0.9, "@int8")])
+def test_real_model_lower_precisions_against_float32(minilm, precision: str, min_cosine: float, suffix: str) -> None:  # type: ignore[no-untyped-def]
+    """bfloat16 autocast gives float32's vectors to about 4 decimals and keeps the model id;
+    int8 moves them more (cosine > 0.9) and says so in the id. Both still rank the obvious frame."""
+    texts = ["CCTV cameras track citizens' every move", "Shoppers can trust sellers and avoid fraud",
+             "A longer paragraph about courts, blacklists and the appeals nobody can win."]
+    exact = SentenceTransformerEmbedder(model=minilm.model, precision="float32")
+    other = SentenceTransformerEmbedder(model=minilm.model if precision == "bfloat16" else None, precision=precision)
+    assert other.model_id == f"{exact.model_id}{suffix}" and other.dim == exact.dim
+    cosines = (other.embed(texts) * exact.embed(texts)).sum(axis=1)
+    assert cosines.min() > min_cosine
+    zero = zero_shot_assigner(WATCH, other, AssignConfig(min_score=0.0))
+    assert [a.frame for a in zero.assign_texts(texts[:2])] == ["dystopia", "trust"]
+
+
+def test_precision_auto_follows_the_cpu_and_unknown_ones_are_config_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    from framewatch.processing import embed
+
+    monkeypatch.setattr(embed, "native_bfloat16", lambda: True)
+    assert embed.resolve_precision("auto") == "bfloat16"
+    assert embed.resolve_precision("auto", device="cuda") == "float32"
+    monkeypatch.setattr(embed, "native_bfloat16", lambda: False)
+    assert embed.resolve_precision("auto") == "float32"
+    assert embed.resolve_precision("int8") == "int8"
+    with pytest.raises(ConfigError, match="int8 runs on the CPU only"):
+        embed.resolve_precision("int8", device="cuda")
+    with pytest.raises(ConfigError, match="precision 'fp8'"):
+        SentenceTransformerEmbedder(precision="fp8")
