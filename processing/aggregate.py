@@ -135,13 +135,30 @@ class BatchDeltas:
         return [(key, sorted(out[key].items())) for key in sorted(out)]
 
 
+# an AggregateRow's fields as a plain tuple, bucket start in epoch seconds: (watch_id, frame,
+# granularity, bucket_start_s, outlet, partition, items, segments). The hot path makes a few
+# rows per record; building frozen records for them cost as much as all the counting.
+RowValues = tuple[str, str, str, int, str, int, int, int]
+
+
+def row_of(values: RowValues) -> AggregateRow:
+    """The AggregateRow of *values*."""
+    watch, frame, gran, bucket, outlet, p, items, segs = values
+    return AggregateRow(watch, frame, gran, _bucket_time(bucket), outlet, p, items, segs)
+
+
 @dataclass(frozen=True, slots=True)
 class Applied:
     """What one batch changed: the partial rows to publish and how many records were new/changed."""
 
-    rows: list[AggregateRow]
+    row_values: list[RowValues]
     changed: list[AggregateContribution]
     new_items: list[AggregateContribution]
+
+    @property
+    def rows(self) -> list[AggregateRow]:
+        """The partial rows as records (built on each call: the hot path reads ``row_values``)."""
+        return [row_of(v) for v in self.row_values]
 
 
 class AggregateState:
@@ -242,13 +259,12 @@ class AggregateState:
         """Partitions with any state."""
         return {p for p, counts in self.counts.items() if counts}
 
-    def _apply_deltas(self, deltas: BatchDeltas) -> list[AggregateRow]:
+    def _apply_deltas(self, deltas: BatchDeltas) -> list[RowValues]:
         """Add summed deltas to the counts; return the absolute row of every bucket touched."""
-        rows: list[AggregateRow] = []
+        rows: list[RowValues] = []
         append = rows.append
         counts, totals = self.counts, self.totals
         for (watch, gran, bucket), cells in deltas.buckets():
-            start = _bucket_time(bucket)
             finest = gran == _FINEST
             for (frame, outlet, p), (items, segs) in cells:
                 key = (watch, outlet, gran, bucket, frame)
@@ -268,9 +284,7 @@ class AggregateState:
                         self.frames[watch].add(frame)
                         first = self.first_seen.get((watch, frame))
                         self.first_seen[(watch, frame)] = bucket if first is None else min(first, bucket)
-                # positional: the row's fields in order (watch_id, frame, granularity,
-                # bucket_start, outlet, partition, items, segments); keywords cost more here
-                append(AggregateRow(watch, frame, gran, start, outlet, p, part[0], part[1]))
+                append((watch, frame, gran, bucket, outlet, p, part[0], part[1]))
         return rows
 
     def _unindex(self, c: AggregateContribution, published_s: int | None = None) -> None:

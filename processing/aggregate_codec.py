@@ -7,14 +7,21 @@ from __future__ import annotations
 import functools
 import json
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from json.encoder import encode_basestring
 from typing import Any
 
-from framewatch.contracts import AggregateContribution, AggregateRow, FramedItem, lone_surrogate
+from framewatch import contracts
+from framewatch.contracts import (
+    AggregateContribution,
+    AggregateRow,
+    FramedItem,
+    aggregate_key,
+    lone_surrogate,
+)
 from framewatch.errors import DecodeError
-from framewatch.processing.aggregate import EMERGENT_PREFIX
-from framewatch.timeutil import parse_utc
+from framewatch.processing.aggregate import EMERGENT_PREFIX, RowValues
+from framewatch.timeutil import format_utc, parse_utc
 
 try:  # optional accelerator of the hot decode (see fast_contribution); json alone decides the same
     import orjson
@@ -189,8 +196,8 @@ def _quoted(text: str) -> str:
 
 
 @functools.lru_cache(maxsize=65536)
-def _iso(ts: datetime) -> str:
-    return ts.isoformat().replace("+00:00", "Z")
+def _iso(bucket_s: int) -> str:
+    return format_utc(datetime.fromtimestamp(bucket_s, UTC))
 
 
 @functools.lru_cache(maxsize=65536)
@@ -198,16 +205,26 @@ def _row_labels(watch: str, frame: str, granularity: str) -> str:
     return f'{{"watch_id":{_quoted(watch)},"frame":{_quoted(frame)},"granularity":{_quoted(granularity)},'
 
 
-def encode_row(r: AggregateRow) -> tuple[str, bytes]:
-    """Key and JSON of an aggregate row (:func:`row_key`, :func:`row_to_json` at once): the
-    hottest output, and its strings repeat, so their quoting is cached."""
-    iso = _iso(r.bucket_start)
-    watch, frame, granularity, outlet, partition = r.watch_id, r.frame, r.granularity, r.outlet, r.partition
+def encode_row_values(values: RowValues) -> tuple[str, bytes]:
+    """Key and JSON of an aggregate row given as :data:`RowValues` (the same as
+    :func:`row_key` and :func:`row_to_json` of its record): the hottest output, and its
+    strings repeat, so their quoting is cached."""
+    watch, frame, granularity, bucket, outlet, partition, items, segments = values
+    iso = _iso(bucket)
     return f"{watch}|{granularity}|{iso}|{frame}|{outlet}|p{partition}", (
         f'{_row_labels(watch, frame, granularity)}"bucket_start":"{iso}","outlet":{_quoted(outlet)},'
-        f'"partition":{int(partition)},"items":{int(r.items)},"segments":{int(r.segments)},'
-        f'"schema_version":{int(r.schema_version)}}}'
+        f'"partition":{int(partition)},"items":{int(items)},"segments":{int(segments)},'
+        f'"schema_version":{AggregateRow.SCHEMA_VERSION}}}'
     ).encode()
+
+
+def encode_row(r: AggregateRow) -> tuple[str, bytes]:
+    """Key and JSON of an aggregate row (:func:`row_key`, :func:`row_to_json` at once)."""
+    start = r.bucket_start
+    if r.schema_version != AggregateRow.SCHEMA_VERSION or start.microsecond or start.utcoffset() != _ZERO:
+        return aggregate_key(r), contracts.encode(r)  # not a row this module made: the plain path
+    bucket = int(start.timestamp())
+    return encode_row_values((r.watch_id, r.frame, r.granularity, bucket, r.outlet, r.partition, r.items, r.segments))
 
 
 def row_to_json(r: AggregateRow) -> bytes:

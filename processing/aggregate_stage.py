@@ -22,7 +22,7 @@ from framewatch.processing.aggregate import AggregateState
 from framewatch.processing.aggregate_codec import (
     contribution_of,
     contribution_to_json,
-    encode_row,
+    encode_row_values,
     fast_contribution,
 )
 from framewatch.processing.spike import Evaluation, SpikeDetector
@@ -103,7 +103,7 @@ class AggregateStage:
         contributions, failures = decode_contributions(batch)
         applied = self.state.apply(contributions)
         out = [Outgoing(state_topic, c.key, contribution_to_json(c)) for c in applied.changed]
-        out += [Outgoing(aggregates_topic, *encode_row(r)) for r in applied.rows]
+        out += [Outgoing(aggregates_topic, *encode_row_values(v)) for v in applied.row_values]
         now = self.clock()
         watches = {c.watch_id for c in contributions} | self.pending
         self.pending = set()
@@ -117,6 +117,6 @@ class AggregateStage:
                 log.info("alert %s %s score=%.2f count=%d", alert.rule, alert.key, alert.score, alert.observed_count)
                 if self.metrics is not None:
                     self.metrics.alerts.labels(ev.watch, ev.frame, ev.rule).inc()
-        if self.sink is not None and (applied.changed or applied.rows):
+        if self.sink is not None and (applied.changed or applied.row_values):
             self.sink(applied.changed, applied.rows)
         return StageOutput(produce=out, failures=failures)

@@ -85,3 +85,18 @@ def test_batch_rows_match_per_record_sums(events: list[tuple[int, str | None, in
     got = {k: [r.items, r.segments] for k, r in zip(order, rows, strict=True)}
     # a record replaced in the same batch leaves its old buckets at zero
     assert {k: v for k, v in got.items() if v != [0, 0]} == {k: v for k, v in expected.items() if v != [0, 0]}
+
+
+def test_row_encoding_matches_the_contract_for_made_and_foreign_rows() -> None:
+    from datetime import UTC, datetime
+
+    from framewatch.contracts import AggregateRow, aggregate_key
+    from framewatch.processing.aggregate_codec import encode_row
+
+    made = AggregateRow("w\u00e9", "emergent:3", "1h", datetime(2026, 11, 26, 9, tzinfo=UTC), "*", 4, 7, 19)
+    odd = AggregateRow("w", "a", "5m", datetime(2026, 11, 26, 9, 0, 0, 250, tzinfo=UTC), "o", 0, 1, 1)
+    for row in (made, odd):  # the second is not bucket-aligned: the plain path writes it
+        key, value = encode_row(row)
+        assert key == aggregate_key(row)
+        assert json.loads(value) == json.loads(contracts.encode(row))
+        assert contracts.decode(AggregateRow, value) == row
