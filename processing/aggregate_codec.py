@@ -205,13 +205,19 @@ def _row_labels(watch: str, frame: str, granularity: str) -> str:
     return f'{{"watch_id":{_quoted(watch)},"frame":{_quoted(frame)},"granularity":{_quoted(granularity)},'
 
 
+def row_values_key(values: RowValues) -> str:
+    """:func:`~framewatch.contracts.aggregate_key` of the row given as :data:`RowValues`."""
+    watch, frame, granularity, bucket, outlet, partition = values[:6]
+    return f"{watch}|{granularity}|{_iso(bucket)}|{frame}|{outlet}|p{partition}"
+
+
 def encode_row_values(values: RowValues) -> tuple[str, bytes]:
     """Key and JSON of an aggregate row given as :data:`RowValues` (the same as
     :func:`row_key` and :func:`row_to_json` of its record): the hottest output, and its
     strings repeat, so their quoting is cached."""
     watch, frame, granularity, bucket, outlet, partition, items, segments = values
     iso = _iso(bucket)
-    return f"{watch}|{granularity}|{iso}|{frame}|{outlet}|p{partition}", (
+    return row_values_key(values), (
         f'{_row_labels(watch, frame, granularity)}"bucket_start":"{iso}","outlet":{_quoted(outlet)},'
         f'"partition":{int(partition)},"items":{int(items)},"segments":{int(segments)},'
         f'"schema_version":{AggregateRow.SCHEMA_VERSION}}}'

@@ -18,7 +18,7 @@ from framewatch.contracts import AggregateContribution, Alert, FramedItem, alert
 from framewatch.errors import DecodeError
 from framewatch.kafka_io import Failure, Message, Outgoing, StageOutput
 from framewatch.metrics import FramingMetrics
-from framewatch.processing.aggregate import AggregateState
+from framewatch.processing.aggregate import AggregateState, RowValues
 from framewatch.processing.aggregate_codec import (
     contribution_of,
     contribution_to_json,
@@ -73,7 +73,7 @@ class AggregateStage:
         alerts_topic: str,
         clock: Callable[[], datetime],
         metrics: FramingMetrics | None = None,
-        sink: Callable[[list[AggregateContribution], list[contracts.AggregateRow]], None] | None = None,
+        sink: Callable[[list[AggregateContribution], list[RowValues]], None] | None = None,
         owned: Callable[[], set[int]] | None = None,
         evaluates: Callable[[str], bool] | None = None,
     ) -> None:
@@ -118,5 +118,5 @@ class AggregateStage:
                 if self.metrics is not None:
                     self.metrics.alerts.labels(ev.watch, ev.frame, ev.rule).inc()
         if self.sink is not None and (applied.changed or applied.row_values):
-            self.sink(applied.changed, applied.rows)
+            self.sink(applied.changed, applied.row_values)
         return StageOutput(produce=out, failures=failures)

@@ -19,8 +19,8 @@ def test_parquet_partitions_by_date_and_is_idempotent_per_key(tmp_path: Path) ->
     sink = ParquetSink(tmp_path)
     batch = [contribution_of(framed(i, at=T0 + timedelta(hours=10 * i)), 0) for i in range(4)]
     applied = state.apply(batch)
-    sink(applied.changed, applied.rows)
-    sink(applied.changed, applied.rows)  # the same batch again (a re-read after a crash)
+    sink(applied.changed, applied.row_values)
+    sink(applied.changed, applied.row_values)  # the same batch again (a re-read after a crash)
     dates = sorted(p.name for p in (tmp_path / "items").iterdir())
     assert dates == ["date=2026-11-26", "date=2026-11-27"]
     assert all(f.name.startswith("part-") and f.suffix == ".parquet" for f in (tmp_path / "items").glob("*/*"))
@@ -28,7 +28,7 @@ def test_parquet_partitions_by_date_and_is_idempotent_per_key(tmp_path: Path) ->
     assert items.height == 4 and items["key"].n_unique() == 4
     changed = contribution_of(framed(0, frame="trust", at=T0), 0)  # a changed record replaces its row
     applied = state.apply([changed])
-    sink(applied.changed, applied.rows)
+    sink(applied.changed, applied.row_values)
     items = read_table(tmp_path, "items")
     assert items.height == 4
     assert items.filter(items["key"] == changed.key)["frame"].to_list() == ["trust"]
@@ -72,3 +72,14 @@ def test_collector_outlet_label_only_when_configured() -> None:
     assert g("framewatch_framed_items_total", {"watch": "scs", "frame": "surveillance", "outlet": "A"}) == 1
     assert g("framewatch_share_of_voice", {"watch": "scs", "frame": "b", "window": "5m", "outlet": "all"}) == 0.5
     assert g("framewatch_share_of_voice", {"watch": "scs", "frame": "b", "window": "5m", "outlet": "B"}) == 1.0
+
+
+def test_parquet_aggregate_keys_are_the_contract_keys(tmp_path: Path) -> None:
+    from framewatch.contracts import aggregate_key
+
+    state = AggregateState(by_outlet=True)
+    applied = state.apply([contribution_of(framed(i, at=T0 + timedelta(hours=13 * i), outlet="o"), i % 2) for i in range(5)])
+    ParquetSink(tmp_path)(applied.changed, applied.row_values)
+    stored = read_table(tmp_path, "aggregates")
+    assert sorted(stored["key"].to_list()) == sorted(aggregate_key(r) for r in applied.rows)
+    assert sorted(stored["date"].unique().to_list()) == ["2026-11-26", "2026-11-27", "2026-11-28"]
