@@ -243,12 +243,13 @@ def run_aggregator(
     lock = threading.Lock()  # the loop, rebalances and /metrics scrapes share the state
     restorer = StateRestorer(settings, state, framed_topic, lock)
     n_partitions = settings.topic_partitions  # replaced by the topic's real count below
+    consumer = make_consumer(settings, group_id(settings), [framed_topic], **(consumer_overrides or {}))
     stage = AggregateStage(
         state, detector, owned=lambda: restorer.owned,
         evaluates=lambda watch: owner_partition(watch, n_partitions) in restorer.owned, state_topic=state_topic, aggregates_topic=settings.topic(AGGREGATES),
         alerts_topic=settings.topic(ALERTS), clock=clock, metrics=framing, sink=sink,
+        caught_up=lambda: backlog(consumer) < settings.batch_max_records,
     )
-    consumer = make_consumer(settings, group_id(settings), [framed_topic], **(consumer_overrides or {}))
     quiet = logging.getLogger("kafka.consumer.subscription_state")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # re-subscribing only to add the listener is not news
@@ -309,6 +310,17 @@ def run_aggregator(
         tail.close()
         if server is not None:
             server.stop()
+
+
+def backlog(consumer: Any) -> int:
+    """Records between the consumer's positions and the high watermarks of its last fetches
+    (partitions not fetched yet count as none: unknown is not a backlog)."""
+    behind = 0
+    for tp in consumer.assignment():
+        high = consumer.highwater(tp)
+        if high is not None:
+            behind += max(0, high - consumer.position(tp))
+    return behind
 
 
 @click.command("aggregate")

@@ -10,6 +10,7 @@ Parquet sink is written before the stage returns, hence before the commit.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
@@ -76,6 +77,8 @@ class AggregateStage:
         sink: Callable[[list[AggregateContribution], list[RowValues]], None] | None = None,
         owned: Callable[[], set[int]] | None = None,
         evaluates: Callable[[str], bool] | None = None,
+        caught_up: Callable[[], bool] | None = None,
+        max_defer_s: float = 60.0,
     ) -> None:
         self.state = state
         self.detector = detector
@@ -85,7 +88,12 @@ class AggregateStage:
         self.sink = sink
         self.owned = owned
         self.evaluates = evaluates
-        self.pending: set[str] = set()  # watches that other instances' rows moved
+        self.pending: set[str] = set()  # watches to evaluate next (moved by other instances' rows, or deferred)
+        # While the consumer works through a backlog, the current window and the baselines are
+        # only partly loaded: spikes wait until it has caught up (at most max_defer_s)
+        self.caught_up = caught_up
+        self.max_defer_s = max_defer_s
+        self._evaluated_at = time.monotonic()
 
     def absorb(self, rows: Sequence[contracts.AggregateRow], owned: set[int]) -> None:
         """Take in partial rows other instances published; their watches get evaluated next."""
@@ -106,7 +114,12 @@ class AggregateStage:
         out += [Outgoing(aggregates_topic, *encode_row_values(v)) for v in applied.row_values]
         now = self.clock()
         watches = {c.watch_id for c in contributions} | self.pending
-        self.pending = set()
+        if self.caught_up is not None and not self.caught_up() and time.monotonic() - self._evaluated_at < self.max_defer_s:
+            self.pending = watches
+            watches = set()
+        else:
+            self.pending = set()
+            self._evaluated_at = time.monotonic()
         for watch in sorted(w for w in watches if self.evaluates is None or self.evaluates(w)):
             fired = self.detector.evaluate(
                 self.state, watch, self.state.frames.get(watch, ()), now.timestamp(), self.state.first_seen

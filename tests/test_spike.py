@@ -179,3 +179,48 @@ def test_alert_carries_evidence_and_deterministic_key() -> None:
     assert alert.observed_count == 45 and alert.rule == SHARE_SPIKE
     assert len(alert.top_items) == 3
     assert all(it.url and it.title and it.passage and it.outlet for it in alert.top_items)
+
+
+def test_stage_defers_spikes_while_catching_up_on_a_backlog() -> None:
+    """Half-loaded windows and baselines give wrong evidence: the stage waits for the backlog."""
+    from framewatch import contracts
+    from framewatch.contracts import Alert, MessageContext
+    from framewatch.kafka_io import Message
+    from framewatch.processing.aggregate_stage import AggregateStage
+
+    behind = [True]
+    state = AggregateState()
+    stage = AggregateStage(
+        state, SpikeDetector(CFG), state_topic="s", aggregates_topic="a", alerts_topic="x",
+        clock=lambda: T0 + timedelta(minutes=59), caught_up=lambda: not behind[0], max_defer_s=3600,
+    )
+    history = [framed(f"h{h}.{i}", frame="a" if i < 20 else "other", at=T0 - timedelta(hours=h, seconds=-i * 36))
+               for h in range(1, 25) for i in range(100)]
+    spike = [framed(f"w{i}", frame="a" if i < 45 else "other", at=T0 + timedelta(seconds=i * 35)) for i in range(100)]
+    msgs = [Message(MessageContext("framed", 0, n, None), contracts.encode(r)) for n, r in enumerate(spike + history)]
+    out = stage(msgs[:1200])  # the spike and half the history: a skewed baseline
+    assert not [o for o in out.produce if o.topic == "x"]
+    out = stage(msgs[1200:2000])
+    assert not [o for o in out.produce if o.topic == "x"]
+    behind[0] = False
+    out = stage(msgs[2000:])  # caught up: the deferred watch is evaluated on the whole state
+    alerts = [contracts.decode(Alert, o.value) for o in out.produce if o.topic == "x"]
+    assert [(a.frame, a.observed_count) for a in alerts] == [("a", 45)]
+    assert alerts[0].baseline_share == pytest.approx(0.2, abs=0.01)
+
+
+def test_stage_evaluates_a_long_backlog_at_least_every_max_defer_s() -> None:
+    from framewatch import contracts
+    from framewatch.contracts import MessageContext
+    from framewatch.kafka_io import Message
+    from framewatch.processing.aggregate_stage import AggregateStage
+
+    state = AggregateState()
+    _history(state, 24, 100, 0.2)
+    stage = AggregateStage(
+        state, SpikeDetector(CFG), state_topic="s", aggregates_topic="a", alerts_topic="x",
+        clock=lambda: T0 + timedelta(minutes=59), caught_up=lambda: False, max_defer_s=0,
+    )
+    spike = [framed(f"w{i}", frame="a" if i < 45 else "other", at=T0 + timedelta(seconds=i * 35)) for i in range(100)]
+    out = stage([Message(MessageContext("framed", 0, n, None), contracts.encode(r)) for n, r in enumerate(spike)])
+    assert [o.key for o in out.produce if o.topic == "x"] == ["scs:a:2026-11-26T09:00:00Z"]
