@@ -4,9 +4,10 @@ Two rules, both evaluated on the trailing window (1 h, sliding in 5 min steps) t
 current 5 min boundary, from counts bucketed by publication time:
 
 * ``share_spike``: the frame's share of the watch's items in the window against an EWMA
-  baseline share of the hours before the window. Score: binomial z of the observed count
-  given the baseline share, with the baseline's own uncertainty in the variance. Fires when
-  z, the count and the relative lift all clear their thresholds and the baseline has enough items.
+  baseline share of the hours before the window. Score: the exact beta-binomial tail of the
+  observed count given the baseline share and the baseline's own uncertainty, as a z (see
+  :func:`share_z`). Fires when the score, the count and the relative lift all clear their
+  thresholds and the baseline has enough items.
 * ``emergent_growth``: an emergent framing (``emergent:<id>``), first seen recently, whose
   window count is large and several times the previous window's. Score: Poisson z against the
   previous window's count.
