@@ -248,7 +248,7 @@ def run_aggregator(
         state, detector, owned=lambda: restorer.owned,
         evaluates=lambda watch: owner_partition(watch, n_partitions) in restorer.owned, state_topic=state_topic, aggregates_topic=settings.topic(AGGREGATES),
         alerts_topic=settings.topic(ALERTS), clock=clock, metrics=framing, sink=sink,
-        caught_up=lambda: backlog(consumer) < settings.batch_max_records,
+        caught_up=lambda: backlog(consumer) == 0,
     )
     quiet = logging.getLogger("kafka.consumer.subscription_state")
     level = quiet.level
@@ -313,13 +313,13 @@ def run_aggregator(
 
 
 def backlog(consumer: Any) -> int:
-    """Records between the consumer's positions and the high watermarks of its last fetches
-    (partitions not fetched yet count as none: unknown is not a backlog)."""
+    """Records between the consumer's positions and the high watermarks of its last fetches; a
+    partition not fetched yet counts as one (unknown is not caught up: the stage's
+    ``max_defer_s`` keeps that from deferring spikes for long)."""
     behind = 0
     for tp in consumer.assignment():
         high = consumer.highwater(tp)
-        if high is not None:
-            behind += max(0, high - consumer.position(tp))
+        behind += 1 if high is None else max(0, high - consumer.position(tp))
     return behind
 
 
