@@ -135,10 +135,12 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     matched: set[int] = set()
     delays = []
     false_alerts = 0
+    false_by_frame = dict.fromkeys(FRAMES, 0)
     for w, f, at in alerts:
         hit = next((k for k, (sw, sf, a, b) in enumerate(spikes) if sw == w and sf == f and a <= at < b + 3600), None)
         if hit is None:
             false_alerts += 1
+            false_by_frame[f] += 1
         elif hit not in matched:
             matched.add(hit)
             delays.append(at - spikes[hit][2])
@@ -157,6 +159,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "recall_by_base_share": per_share,
         "precision": round(true_alerts / max(1, len(alerts)), 3),
         "false_alerts_per_week": round(false_alerts / weeks, 3),
+        "false_alerts_by_frame": false_by_frame,
         "oracle_recall": oracle,
         "median_delay_s": round(statistics.median(delays), 1) if delays else None,
         "z_threshold": args.z, "items": n, "seconds": round(elapsed, 1),
