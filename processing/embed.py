@@ -113,6 +113,12 @@ def load_sentence_transformer(model_name: str, device: str = "cpu", precision: s
     return model
 
 
+def embedding_dimension(model: Any) -> int:
+    """Vector size of a SentenceTransformer (the method was renamed in sentence-transformers 6)."""
+    dim_of = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return int(dim_of())
+
+
 class SentenceTransformerEmbedder:
     """A sentence-transformers model as an Embedder.
 
@@ -132,8 +138,7 @@ class SentenceTransformerEmbedder:
             model = load_sentence_transformer(model_name, device, "int8" if self.precision == "int8" else "float32")
         self.model = model
         self.model_id = f"{model_name}@int8" if self.precision == "int8" else model_name
-        dim_of = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
-        self.dim = int(dim_of())
+        self.dim = embedding_dimension(self.model)
         self.batch_size = batch_size
         self.max_tokens = int(getattr(self.model, "max_seq_length", 256) or 256)
 

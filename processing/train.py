@@ -34,6 +34,7 @@ from framewatch.processing.embed import (
     DEFAULT_MODEL,
     Embedder,
     SentenceTransformerEmbedder,
+    embedding_dimension,
     load_sentence_transformer,
     normalise_rows,
 )
@@ -210,8 +211,7 @@ def contrastive_finetune(
     # a throwaway softmax layer on the embedding, trained alongside the contrastive loss: the
     # cross-entropy pulls each frame's texts towards a direction that separates it from every
     # other frame, where in-batch contrast only sees the frames a batch happens to hold
-    dim_of = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-    classifier = torch.nn.Linear(int(dim_of()), len(frame_ids)) if config.ce_weight > 0 else None
+    classifier = torch.nn.Linear(embedding_dimension(model), len(frame_ids)) if config.ce_weight > 0 else None
     params = list(model.parameters()) + (list(classifier.parameters()) if classifier is not None else [])
     optimiser = torch.optim.AdamW(params, lr=config.learning_rate)
     primary = torch.tensor([index[labels[0]] for labels in label_sets])
