@@ -22,11 +22,11 @@ from pathlib import Path
 from framewatch import contracts
 from framewatch.contracts import FramedItem, FramedSegment, FrameScore, MessageContext
 from framewatch.kafka_io import Message
-from framewatch.processing import aggregate_codec
-from framewatch.processing.aggregate import AggregateState
-from framewatch.processing.aggregate_stage import AggregateStage
-from framewatch.processing.parquet_sink import ParquetSink
-from framewatch.processing.spike import SpikeConfig, SpikeDetector
+from framewatch.processing.trends import codec as aggregate_codec
+from framewatch.processing.trends.counts import AggregateState
+from framewatch.processing.trends.parquet import ParquetSink
+from framewatch.processing.trends.spikes import SpikeConfig, SpikeDetector
+from framewatch.processing.trends.stage import AggregateStage
 from framewatch.timeutil import parse_utc
 
 FRAMES = ("surveillance", "trust", "fairness", None)

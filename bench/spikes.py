@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 import numpy as np
 
 from framewatch.contracts import AggregateContribution
-from framewatch.processing.aggregate import AggregateState
-from framewatch.processing.spike import SpikeConfig, SpikeDetector
+from framewatch.processing.trends.counts import AggregateState
+from framewatch.processing.trends.spikes import SpikeConfig, SpikeDetector
 
 FRAMES = ("surveillance", "trust", "fairness", "unframed")
 SHARES = (0.4, 0.3, 0.2, 0.1)

@@ -14,13 +14,13 @@ COMMANDS = {
     "up": "framewatch.stack:up",
     "kafka": "framewatch.stack:kafka",
     "ingest": "framewatch.ingest.cli:ingest",
-    "aggregate": "framewatch.processing.aggregate_cli:aggregate",
-    "notify": "framewatch.processing.notify_cli:notify",
+    "aggregate": "framewatch.processing.trends.cli:aggregate",
+    "notify": "framewatch.processing.alerts.cli:notify",
     "dashboards": "framewatch.dashboards.cli:dashboards",
-    "process": "framewatch.processing.consumer:process",
-    "analyze": "framewatch.processing.analyze:analyze",
-    "eval": "framewatch.processing.evaluate_cli:eval_cmd",
-    "codebook": "framewatch.processing.codebook_cli:codebook",
+    "process": "framewatch.processing.framing.cli:process",
+    "analyze": "framewatch.processing.analyst.analyze:analyze",
+    "eval": "framewatch.processing.analyst.cli:eval_cmd",
+    "codebook": "framewatch.processing.analyst.codebook_cli:codebook",
 }
 
 

@@ -20,7 +20,7 @@ from datetime import datetime
 from framewatch.contracts import RawItem
 from framewatch.ingest import outcomes as oc
 from framewatch.ingest.fetcher import Fetcher, FetchResult
-from framewatch.ingest.parser import FeedParseError, FollowThread, ThreadPage
+from framewatch.ingest.parse.detect import FeedParseError, FollowThread, ThreadPage
 from framewatch.ingest.sources import Source
 from framewatch.ingest.state import ThreadCursor
 

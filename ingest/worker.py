@@ -36,9 +36,9 @@ from kafka.errors import KafkaError
 
 from framewatch.contracts import RawItem, encode
 from framewatch.ingest import outcomes as oc
-from framewatch.ingest import parser as feed_parser
 from framewatch.ingest.fetcher import Fetcher, FetchResult
-from framewatch.ingest.quotes import ThreadMemory
+from framewatch.ingest.parse import detect as feed_parser
+from framewatch.ingest.parse.quotes import ThreadMemory
 from framewatch.ingest.schedule import feed_jitter, next_poll_at
 from framewatch.ingest.sources import Source
 from framewatch.ingest.state import FeedState, IngestState, ThreadCursor

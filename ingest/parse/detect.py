@@ -1,0 +1,201 @@
+"""Fetched feed bytes -> RawItem records: the pure parsing half of ingestion.
+
+``parse_feed`` reads RSS 2.0, RSS 1.0, Atom (through feedparser), JSON Feed and the Discourse
+JSON API, and knows the shapes of Discourse, phpBB, SMF and XenForo feeds (see FEEDS.md);
+``parse_thread_page`` reads XenForo 2 thread pages. Both raise ``FeedParseError`` with a
+``reason`` from ``PARSE_REASONS``:
+
+* ``empty``: no bytes, or only whitespace;
+* ``bad_encoding``: bytes that are no text (NUL bytes without a UTF-16/32 byte-order mark, a
+  gzip body left compressed), or JSON that is not UTF-8/16/32;
+* ``not_a_feed``: an HTML page, JSON that is neither JSON Feed nor Discourse, or well-formed
+  XML that is no feed;
+* ``malformed``: broken XML or JSON from which no entry could be recovered. feedparser's
+  ``bozo`` flag alone is not fatal: a feed with a wrong declared encoding, or broken after a
+  few good entries, still yields those entries.
+
+A feed that is valid but has no entries gives an empty ``ParsedFeed``. Entries with neither
+text nor title are left out and listed in ``ParsedFeed.skipped`` as ``(ref, "no_content")``;
+deleted Discourse posts as ``(ref, "deleted")``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from datetime import datetime
+from typing import Any
+
+import feedparser
+
+from framewatch.ingest.parse.html_text import parse_html
+from framewatch.ingest.parse.jsonfeed import discourse_posts, json_kind, jsonfeed_posts
+from framewatch.ingest.parse.platform import detect_platform, host_of
+from framewatch.ingest.parse.posts import PostContext, build_items, clean_title
+from framewatch.ingest.parse.results import (
+    ENTRY_SKIP_REASONS,
+    PARSE_REASONS,
+    FeedParseError,
+    FollowThread,
+    ParsedFeed,
+    ThreadPage,
+)
+from framewatch.ingest.parse.rss import posts_from_entries
+from framewatch.ingest.parse.thread_memory import ThreadMemory
+from framewatch.ingest.parse.xenforo import first_post_refs, next_page_url, thread_posts
+from framewatch.ingest.sources import Source
+
+_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+_HTML_START = re.compile(rb"^\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*(<!doctype\s+html|<html[\s>])", re.I | re.S)
+
+
+def parse_feed(
+    body: bytes,
+    *,
+    source: Source,
+    url: str,
+    content_type: str | None,
+    fetched_at: datetime,
+    memory: ThreadMemory | None = None,
+) -> ParsedFeed:
+    """Parse a fetched feed body into items; raises FeedParseError (see the module doc)."""
+    _check_bytes(body)
+    ctx = PostContext(source=source, feed_url=url, host=host_of(url), fetched_at=fetched_at, memory=memory)
+    if _is_json(body, content_type):
+        return _parse_json(body, ctx)
+    return _parse_xml(body, ctx, content_type)
+
+
+def parse_thread_page(
+    body: bytes,
+    *,
+    source: Source,
+    url: str,
+    thread_id: str,
+    fetched_at: datetime,
+    memory: ThreadMemory | None,
+) -> ThreadPage:
+    """Parse one XenForo 2 thread page: its posts, and the next page's URL if any."""
+    _check_bytes(body)
+    soup = parse_html(body)  # finds the encoding from BOM, meta tag or content
+    if soup.select_one("article.message") is None and soup.select_one("[data-template=thread_view]") is None:
+        raise FeedParseError("not_a_feed", "not a XenForo thread page")
+    host = host_of(url)
+    posts = thread_posts(soup, url=url, thread_id=thread_id, host=host)
+    ctx = PostContext(
+        source=source, feed_url=url, host=host, fetched_at=fetched_at, memory=memory,
+        known_posts=first_post_refs(posts, host, thread_id),
+    )  # fmt: skip
+    items, _skipped = build_items(posts, ctx)
+    return ThreadPage(items=items, next_page_url=next_page_url(soup, url))
+
+
+def _check_bytes(body: bytes) -> None:
+    if not body or not body.strip():
+        raise FeedParseError("empty", "the body is empty")
+    head = body[:4096]
+    if head.startswith(b"\x1f\x8b"):
+        raise FeedParseError("bad_encoding", "the body is still gzip-compressed")
+    if b"\x00" in head and not head.startswith(_BOMS[1:]):
+        raise FeedParseError("bad_encoding", "the body holds NUL bytes: binary, or UTF-16/32 without a BOM")
+
+
+def _is_json(body: bytes, content_type: str | None) -> bool:
+    start = body.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    if start in (b"{", b"["):
+        return True
+    return bool(content_type and "json" in content_type.lower() and start != b"<")
+
+
+def _parse_json(body: bytes, ctx: PostContext) -> ParsedFeed:
+    try:
+        data = json.loads(body)  # detects UTF-8/16/32 itself
+    except UnicodeDecodeError as exc:
+        raise FeedParseError("bad_encoding", f"JSON is not UTF-8: {exc}") from exc
+    except ValueError as exc:
+        raise FeedParseError("malformed", f"broken JSON: {exc}") from exc
+    kind = json_kind(data)
+    if kind is None:
+        raise FeedParseError("not_a_feed", "JSON that is neither JSON Feed nor Discourse")
+    if kind == "jsonfeed":
+        posts, skipped = jsonfeed_posts(data, feed_url=ctx.feed_url, source_id=ctx.source.id)
+    else:
+        posts, skipped = discourse_posts(data, feed_url=ctx.feed_url, host=ctx.host)
+    items, no_content = build_items(posts, ctx)
+    title = clean_title(_str(data.get("title")))
+    return ParsedFeed(items=items, title=title, skipped=(*skipped, *no_content))
+
+
+def _parse_xml(body: bytes, ctx: PostContext, content_type: str | None) -> ParsedFeed:
+    # Only a declared charset is worth passing on; otherwise the XML declaration decides.
+    declared = content_type if content_type and "charset" in content_type.lower() else "application/xml"
+    headers = {"content-location": ctx.feed_url, "content-type": declared}
+    # A stream, never bytes: given bytes that look like a path, feedparser would open the file.
+    result = feedparser.parse(io.BytesIO(body), response_headers=headers, sanitize_html=False)
+    entries = list(result.get("entries") or ())
+    if not entries:
+        _raise_for_no_entries(body, result)
+    feed = result.get("feed") or {}
+    platform = ctx.source.platform
+    if platform == "auto":
+        platform = detect_platform(
+            ctx.feed_url,
+            _str(feed.get("generator")) or "",
+            [_str(e.get("id")) or "" for e in entries],
+            [_str(e.get("link")) or "" for e in entries],
+            body[:200_000],
+        )
+    language = _str(feed.get("language")) or _str((feed.get("title_detail") or {}).get("language"))
+    posts, follow = posts_from_entries(
+        entries, platform=platform, feed_url=ctx.feed_url, source_id=ctx.source.id,
+        host=ctx.host, language=language,
+    )  # fmt: skip
+    items, skipped = build_items(posts, ctx)
+    if not items and _fatal_bozo(result):
+        raise FeedParseError("malformed", f"no entry recovered: {result.get('bozo_exception')}")
+    return ParsedFeed(
+        items=items, follow=tuple(follow), title=clean_title(_str(feed.get("title"))), skipped=skipped
+    )
+
+
+def _fatal_bozo(result: Any) -> bool:
+    """Broken XML, as opposed to a harmless encoding override or odd content type."""
+    return bool(result.get("bozo")) and not isinstance(
+        result.get("bozo_exception"), (feedparser.CharacterEncodingOverride, feedparser.NonXMLContentType)
+    )
+
+
+def _raise_for_no_entries(body: bytes, result: Any) -> None:
+    """A body without entries is an error unless it is a well-formed feed that is just empty."""
+    if _HTML_START.match(body[:4096]) and not result.get("version"):
+        raise FeedParseError("not_a_feed", "an HTML page, not a feed")
+    if not body.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+        raise FeedParseError("not_a_feed", "neither markup nor JSON")
+    if _fatal_bozo(result):
+        exc = result.get("bozo_exception")
+        if isinstance(exc, feedparser.CharacterEncodingUnknown):
+            raise FeedParseError("bad_encoding", str(exc))
+        raise FeedParseError("malformed", f"no entries recovered: {exc}")
+    if not result.get("version"):
+        raise FeedParseError("not_a_feed", "well-formed XML, but no RSS or Atom feed")
+
+
+def _str(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+__all__ = [
+    "ENTRY_SKIP_REASONS",
+    "PARSE_REASONS",
+    "FeedParseError",
+    "FollowThread",
+    "ParsedFeed",
+    "ThreadMemory",
+    "ThreadPage",
+    "parse_feed",
+    "parse_thread_page",
+]

@@ -1,0 +1,115 @@
+"""``framewatch notify --subscriptions FILE``: the notifier component (alerts -> subscribers)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import click
+from prometheus_client import CollectorRegistry
+
+from framewatch.contracts import Alert
+from framewatch.errors import ConfigError
+from framewatch.health import HealthServer
+from framewatch.kafka_io import (
+    Message,
+    StageOutput,
+    decode_batch,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+    run_stage,
+)
+from framewatch.metrics import NotifyMetrics, PipelineMetrics
+from framewatch.processing.alerts.delivery import DeliveryLog, Notifier
+from framewatch.processing.alerts.subscriptions import load_subscriptions
+from framewatch.settings import ALERTS, DEAD_LETTERS, Settings
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "notify"
+
+
+def group_id(settings: Settings) -> str:
+    """Consumer group of the notify component."""
+    return settings.group_id(COMPONENT)
+
+
+def notify_stage(notifier: Notifier) -> Callable[[Sequence[Message]], StageOutput]:
+    """Stage over alert batches: deliver; alerts that do not decode are dead-lettered."""
+
+    def stage(batch: Sequence[Message]) -> StageOutput:
+        oks, failures = decode_batch(Alert, batch)
+        latest: dict[str, Alert] = {}
+        for _, alert in oks:
+            latest[alert.key] = alert  # the same alert produced twice is one alert
+        notifier.handle(list(latest.values()))
+        return StageOutput(produce=[], failures=failures)
+
+    return stage
+
+
+def run_notifier(
+    settings: Settings,
+    subscriptions_path: str | Path,
+    stop: threading.Event,
+    *,
+    registry: CollectorRegistry | None = None,
+    serve_metrics: bool = True,
+    max_batches: int | None = None,
+    idle_stop_s: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    on_ready: Callable[[int], None] | None = None,
+) -> int:
+    """Run the notifier until *stop* is set; raises ConfigError before start on a bad file."""
+    subscriptions = load_subscriptions(subscriptions_path)
+    registry = registry or CollectorRegistry()
+    pipeline = PipelineMetrics(registry, COMPONENT)
+    metrics = NotifyMetrics(registry)
+    delivery_log = DeliveryLog(settings.state_dir / "notify" / "deliveries.sqlite3")
+    notifier = Notifier(
+        subscriptions, delivery_log, metrics, max_attempts=settings.notify_max_attempts,
+        backoff_base_s=settings.notify_backoff_base_s, timeout_s=settings.notify_timeout_s,
+        failing_after=settings.notify_failing_after, sleep=sleep,
+    )
+    ensure_topics(settings, [settings.topic(ALERTS), settings.topic(DEAD_LETTERS)])
+    consumer = make_consumer(settings, group_id(settings), [settings.topic(ALERTS)])
+    producer = make_producer(settings)
+    server = None
+    if serve_metrics:
+        server = HealthServer(registry, settings.metrics_host, settings.metrics_port).start()
+        if on_ready is not None:
+            on_ready(server.port)
+    log.info("notifier: %d subscriptions from %s", len(subscriptions), subscriptions_path)
+    try:
+        return run_stage(
+            consumer=consumer, producer=producer, stage=notify_stage(notifier), settings=settings,
+            metrics=pipeline, stop=stop, max_batches=max_batches, idle_stop_s=idle_stop_s,
+        )
+    finally:
+        consumer.close()
+        producer.close()
+        notifier.close()
+        delivery_log.close()
+        if server is not None:
+            server.stop()
+
+
+@click.command("notify")
+@click.option("--subscriptions", "subscriptions_path", required=True, type=click.Path(dir_okay=False),
+              help="YAML file of subscriptions (see framewatch.processing.alerts.subscriptions).")
+def notify(subscriptions_path: str) -> None:
+    """Deliver alerts to subscribers (webhook, Slack, e-mail), each alert once per subscriber."""
+    try:
+        load_subscriptions(subscriptions_path)  # fail fast, before touching Kafka
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    settings = Settings()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    run_notifier(settings, subscriptions_path, stop)

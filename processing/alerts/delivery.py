@@ -1,0 +1,294 @@
+"""Notifications: deliver alerts to subscribers, once each, with retries and a delivery log.
+
+Once per (alert key, subscriber): the SQLite delivery log under ``state_dir`` records every
+successful delivery before the notifier's offsets are committed, and a delivery already in the
+log is never made again, also after a restart. The at-least-once edge: a crash after the
+receiver accepted a delivery but before the log row is written repeats that one delivery; every
+request carries ``X-Framewatch-Delivery`` (stable per alert and subscriber) so a receiver can
+drop the repeat.
+
+Each delivery is retried with exponential backoff; one that still fails is logged as failed and
+counted, and after ``failing_after`` failures in a row the subscriber is reported failing
+(metric and log) and gets a single attempt per alert until it succeeds again. Deliveries run
+in parallel, so a slow or dead endpoint never holds up the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import smtplib
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+
+from framewatch import contracts
+from framewatch.contracts import Alert
+from framewatch.metrics import NotifyMetrics
+from framewatch.processing.alerts.subscriptions import Channel, Subscription, matches
+from framewatch.timeutil import format_utc, utcnow
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Framewatch-Signature"
+DELIVERY_HEADER = "X-Framewatch-Delivery"
+
+
+def sign(body: bytes, secret: bytes) -> str:
+    """Signature header value of *body*: ``sha256=<hex HMAC-SHA256>``."""
+    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def verify(body: bytes, secret: bytes, header: str) -> bool:
+    """True when *header* is the signature of *body* under *secret* (constant time)."""
+    return hmac.compare_digest(sign(body, secret), header or "")
+
+
+def delivery_id(alert_key: str, subscriber: str) -> str:
+    """Stable id of one alert's delivery to one subscriber (for receivers' dedup)."""
+    return contracts.stable_id(alert_key, subscriber)
+
+
+def webhook_body(alert: Alert, subscriber: str) -> bytes:
+    """JSON body of a webhook: the alert with its evidence."""
+    payload = {
+        "delivery_id": delivery_id(alert.key, subscriber), "subscriber": subscriber,
+        "alert": contracts.to_dict(alert),
+    }
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+def summary(alert: Alert) -> str:
+    """One-line human summary of an alert."""
+    return (
+        f"[{alert.watch_id}] {alert.frame}: {alert.observed_share:.0%} of {alert.window_items} items "
+        f"({alert.observed_count}) vs baseline {alert.baseline_share:.0%}, score {alert.score:.1f} "
+        f"({alert.rule}, {format_utc(alert.window_start)}..{format_utc(alert.window_end)})"
+    )
+
+
+def slack_body(alert: Alert) -> bytes:
+    """Slack-compatible incoming-webhook body."""
+    lines = [f"*framewatch* {summary(alert)}"]
+    for item in alert.top_items:
+        title = item.title or item.url or "(untitled)"
+        link = f"<{item.url}|{title}>" if item.url else title
+        lines.append(f"• {link} ({item.outlet or 'unknown outlet'}): {(item.passage or '')[:200]}")
+    return json.dumps({"text": "\n".join(lines)}, ensure_ascii=False).encode("utf-8")
+
+
+def email_message(alert: Alert, channel: Channel) -> EmailMessage:
+    """The e-mail of an alert."""
+    msg = EmailMessage()
+    msg["Subject"] = f"framewatch: {alert.frame} rising in {alert.watch_id} (score {alert.score:.1f})"
+    msg["From"] = channel.sender or ""
+    msg["To"] = ", ".join(channel.to)
+    body = [summary(alert), ""]
+    for item in alert.top_items:
+        body += [f"- {item.title or '(untitled)'} ({item.outlet or 'unknown outlet'})", f"  {item.url or ''}",
+                 f"  {(item.passage or '')[:300]}", ""]
+    msg.set_content("\n".join(body))
+    return msg
+
+
+def send(alert: Alert, sub: Subscription, timeout_s: float) -> None:
+    """Deliver *alert* to *sub* once; raises on any failure (HTTP status >= 300 included)."""
+    ch = sub.channel
+    if ch.type == "email":
+        with smtplib.SMTP(ch.smtp_host or "", ch.smtp_port, timeout=timeout_s) as smtp:
+            if ch.starttls:
+                smtp.starttls()
+            if ch.username and ch.password:
+                smtp.login(ch.username, ch.password)
+            smtp.send_message(email_message(alert, ch))
+        return
+    body = webhook_body(alert, sub.subscriber) if ch.type == "webhook" else slack_body(alert)
+    headers = {"Content-Type": "application/json", DELIVERY_HEADER: delivery_id(alert.key, sub.subscriber)}
+    if ch.secret is not None:
+        headers[SIGNATURE_HEADER] = sign(body, ch.secret)
+    response = httpx.post(ch.url or "", content=body, headers=headers, timeout=timeout_s)
+    if response.status_code >= 300:
+        raise RuntimeError(f"HTTP {response.status_code}")
+
+
+def backoff_delays(attempts: int, base_s: float, cap_s: float = 30.0) -> list[float]:
+    """Waits between *attempts* tries: base, 2 base, 4 base... capped."""
+    return [min(cap_s, base_s * 2**i) for i in range(max(0, attempts - 1))]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one (alert, subscriber) delivery."""
+
+    alert_key: str
+    subscriber: str
+    channel: str
+    status: str  # delivered | failed | duplicate
+    attempts: int
+    error: str | None = None
+
+
+def deliver_with_retries(
+    attempt: Callable[[], None], attempts: int, base_s: float, sleep: Callable[[float], None] = time.sleep
+) -> tuple[bool, int, str | None]:
+    """Call *attempt* until it succeeds or *attempts* are spent; (ok, tries, last error)."""
+    delays = backoff_delays(attempts, base_s)
+    error = None
+    for n in range(1, attempts + 1):
+        try:
+            attempt()
+            return True, n, None
+        except Exception as exc:  # any failure of a delivery is reported, never raised
+            error = f"{type(exc).__name__}: {exc}"[:500]
+            if n < attempts:
+                sleep(delays[n - 1])
+    return False, attempts, error
+
+
+class DeliveryLog:
+    """SQLite log of deliveries: (alert key, subscriber) -> status, attempts, last error."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS deliveries (alert_key TEXT NOT NULL, subscriber TEXT NOT NULL,"
+            " channel TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL, error TEXT,"
+            " updated_at TEXT NOT NULL, PRIMARY KEY (alert_key, subscriber))"
+        )
+
+    def delivered(self, alert_key: str, subscriber: str) -> bool:
+        """True when this alert already reached this subscriber."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM deliveries WHERE alert_key=? AND subscriber=? AND status='delivered'",
+                (alert_key, subscriber),
+            ).fetchone()
+        return row is not None
+
+    def record(self, outcomes: Sequence[Outcome]) -> None:
+        """Write outcomes in one transaction (a delivered row is never downgraded)."""
+        now = format_utc(utcnow())
+        with self._lock:
+            self._db.execute("BEGIN")
+            for o in outcomes:
+                if o.status == "duplicate":
+                    continue
+                self._db.execute(
+                    "INSERT INTO deliveries VALUES (?,?,?,?,?,?,?) ON CONFLICT(alert_key, subscriber) DO UPDATE"
+                    " SET status=excluded.status, attempts=deliveries.attempts+excluded.attempts,"
+                    " error=excluded.error, updated_at=excluded.updated_at WHERE deliveries.status!='delivered'",
+                    (o.alert_key, o.subscriber, o.channel, o.status, o.attempts, o.error, now),
+                )
+            self._db.execute("COMMIT")
+
+    def rows(self) -> list[tuple[str, str, str, str, int, str | None]]:
+        """Every logged delivery (alert key, subscriber, channel, status, attempts, error)."""
+        with self._lock:
+            return list(self._db.execute(
+                "SELECT alert_key, subscriber, channel, status, attempts, error FROM deliveries ORDER BY 1, 2"
+            ))
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+
+class Notifier:
+    """Routes alerts to matching subscriptions and delivers each once."""
+
+    def __init__(
+        self,
+        subscriptions: Sequence[Subscription],
+        delivery_log: DeliveryLog,
+        metrics: NotifyMetrics | None = None,
+        *,
+        max_attempts: int = 4,
+        backoff_base_s: float = 0.5,
+        timeout_s: float = 10.0,
+        failing_after: int = 3,
+        sender: Callable[[Alert, Subscription, float], None] = send,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.subscriptions = list(subscriptions)
+        self.log = delivery_log
+        self.metrics = metrics
+        self.max_attempts = max_attempts
+        self.backoff_base_s = backoff_base_s
+        self.timeout_s = timeout_s
+        self.failing_after = failing_after
+        self.sender = sender
+        self.sleep = sleep
+        self.failures_in_row: dict[str, int] = {}
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="notify")
+
+    def handle(self, alerts: Sequence[Alert]) -> list[Outcome]:
+        """Deliver every (alert, matching subscriber) not delivered before; log the outcomes."""
+        outcomes: list[Outcome] = []
+        jobs = []
+        seen: set[tuple[str, str]] = set()
+        for alert in alerts:
+            for sub in self.subscriptions:
+                pair = (alert.key, sub.subscriber)
+                if not matches(sub, alert):
+                    continue
+                if pair in seen or self.log.delivered(*pair):
+                    outcomes.append(Outcome(alert.key, sub.subscriber, sub.channel.type, "duplicate", 0))
+                    self._count(sub.channel.type, "duplicate")
+                    continue
+                seen.add(pair)
+                jobs.append(self._pool.submit(self._deliver, alert, sub))
+        outcomes += [job.result() for job in jobs]
+        self.log.record(outcomes)  # before the stage returns, hence before the commit
+        return outcomes
+
+    def _deliver(self, alert: Alert, sub: Subscription) -> Outcome:
+        failing = self.failures_in_row.get(sub.subscriber, 0) >= self.failing_after
+        attempts = 1 if failing else self.max_attempts
+        started = time.perf_counter()
+        ok, tries, error = deliver_with_retries(
+            lambda: self.sender(alert, sub, self.timeout_s), attempts, self.backoff_base_s, self.sleep
+        )
+        kind = sub.channel.type
+        if self.metrics is not None:
+            self.metrics.delivery_seconds.labels(kind).observe(time.perf_counter() - started)
+        if tries > 1:
+            self._count(kind, "retried", tries - 1)
+        if ok:
+            if failing:
+                log.info("subscriber %s recovered", sub.subscriber)
+            self.failures_in_row[sub.subscriber] = 0
+            self._count(kind, "delivered")
+            self._failing(sub.subscriber, False)
+            return Outcome(alert.key, sub.subscriber, kind, "delivered", tries)
+        n = self.failures_in_row[sub.subscriber] = self.failures_in_row.get(sub.subscriber, 0) + 1
+        self._count(kind, "failed")
+        log.warning("delivery of %s to %s failed after %d attempts: %s", alert.key, sub.subscriber, tries, error)
+        if n >= self.failing_after:
+            self._failing(sub.subscriber, True)
+            log.error("subscriber %s is failing (%d deliveries in a row failed)", sub.subscriber, n)
+        return Outcome(alert.key, sub.subscriber, kind, "failed", tries, error)
+
+    def _count(self, channel: str, outcome: str, n: int = 1) -> None:
+        if self.metrics is not None:
+            self.metrics.notifications.labels(channel, outcome).inc(n)
+
+    def _failing(self, subscriber: str, failing: bool) -> None:
+        if self.metrics is not None:
+            self.metrics.subscriber_failing.labels(subscriber).set(1 if failing else 0)
+
+    def close(self) -> None:
+        """Stop the delivery threads."""
+        self._pool.shutdown(wait=True)

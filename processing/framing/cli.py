@@ -1,0 +1,149 @@
+"""The processing consumer: raw items from Kafka through the frame stage to framed records.
+
+``framewatch process --codebook CB`` runs :func:`run_processor` with a health/metrics endpoint and
+stops cleanly on SIGTERM or SIGINT (the batch in hand is produced and committed first). Delivery
+is at-least-once; the stage is deterministic and keys are ``framed_key(item, watch)``, so a
+re-delivered item yields the same record under the same key.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+from prometheus_client import CollectorRegistry
+
+from framewatch.errors import ConfigError
+from framewatch.health import HealthServer
+from framewatch.kafka_io import ensure_topics, make_consumer, make_producer, run_stage
+from framewatch.metrics import PipelineMetrics, ProcessingMetrics
+from framewatch.processing.framing.cluster import ClusterConfig
+from framewatch.processing.framing.codebook import Codebook, load_codebook
+from framewatch.processing.framing.stage import FrameStage, StageConfig
+from framewatch.settings import DEAD_LETTERS, FRAMED_ITEMS, RAW_ITEMS, Settings
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "processing"
+
+
+def stage_config(settings: Settings) -> StageConfig:
+    """The frame stage's knobs from settings."""
+    return StageConfig(
+        max_item_chars=settings.max_item_chars,
+        max_segments=settings.max_segments_per_item,
+        min_latin_ratio=settings.min_latin_ratio,
+        cluster_min_score=settings.cluster_min_score,
+        novelty_max=settings.cluster_novelty_max,
+        memory_segments=settings.segment_memory,
+        cluster=ClusterConfig(
+            threshold=settings.cluster_threshold,
+            merge_threshold=settings.cluster_merge_threshold,
+            half_life_days=settings.cluster_half_life_days,
+            max_clusters=settings.cluster_max,
+        ),
+    )
+
+
+def state_dir_of(settings: Settings) -> Path:
+    """Where the processor keeps its segment memory and emergent clusters."""
+    return settings.state_dir / "processing"
+
+
+def build_stage(
+    settings: Settings,
+    codebook: Codebook,
+    embedder: Any = None,
+    *,
+    registry: CollectorRegistry | None = None,
+    artifact: Path | None = None,
+) -> FrameStage:
+    """The frame stage as the processor runs it (embedder from settings.model_name if not given)."""
+    if embedder is None:
+        from framewatch.processing.framing.embed import make_embedder
+
+        embedder = make_embedder(settings.model_name, precision=settings.model_precision)
+    metrics = ProcessingMetrics(registry) if registry is not None else None
+    assigners = None
+    if artifact is not None:
+        from framewatch.processing.framing import stage as frame_stage
+
+        assigners = {w.id: frame_stage.make_assigner(w, embedder, artifact) for w in codebook.watches}
+    return FrameStage(
+        codebook, embedder, framed_topic=settings.topic(FRAMED_ITEMS), config=stage_config(settings),
+        state_dir=state_dir_of(settings), assigners=assigners, metrics=metrics,
+    )
+
+
+def run_processor(
+    settings: Settings,
+    codebook_path: str | Path,
+    stop_event: threading.Event,
+    embedder: Any = None,
+    *,
+    registry: CollectorRegistry | None = None,
+    artifact: Path | None = None,
+    ready: threading.Event | None = None,
+    max_batches: int | None = None,
+    idle_stop_s: float | None = None,
+) -> int:
+    """Frame raw items until *stop_event* is set; returns messages handled.
+
+    Raises ConfigError (naming the field) for an invalid codebook before touching Kafka.
+    """
+    codebook = load_codebook(codebook_path)
+    registry = registry if registry is not None else CollectorRegistry()
+    stage = build_stage(settings, codebook, embedder, registry=registry, artifact=artifact)
+    ensure_topics(settings, [settings.topic(t) for t in (RAW_ITEMS, FRAMED_ITEMS, DEAD_LETTERS)])
+    consumer = make_consumer(settings, settings.group_id(COMPONENT), [settings.topic(RAW_ITEMS)])
+    producer = make_producer(settings)
+    if ready is not None:
+        ready.set()
+    log.info(
+        "processing %s with codebook %s (version %s), model %s",
+        settings.topic(RAW_ITEMS), codebook.path, codebook.version, stage.embedder.model_id,
+    )
+    try:
+        return run_stage(
+            consumer=consumer, producer=producer, stage=stage, settings=settings,
+            metrics=PipelineMetrics(registry, COMPONENT), stop=stop_event,
+            max_batches=max_batches, idle_stop_s=idle_stop_s,
+        )
+    finally:
+        stage.save(force=True)
+        producer.close(timeout=10)
+        consumer.close()
+
+
+@click.command("process")
+@click.option("--codebook", "codebook_path", required=True, type=click.Path(dir_okay=False), help="Codebook YAML.")
+@click.option("--artifact", type=click.Path(file_okay=False, path_type=Path), default=None, help="Trained assigner artifact folder (from `framewatch codebook train`).")
+def process(codebook_path: str, artifact: Path | None) -> None:
+    """Frame raw items from Kafka into framed records (runs until SIGTERM/SIGINT)."""
+    settings = Settings()
+    try:
+        load_codebook(codebook_path)  # fail fast, before loading the model
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    stop = threading.Event()
+    ready = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    registry = CollectorRegistry()
+    health = HealthServer(
+        registry, settings.metrics_host, settings.metrics_port, ready=ready.is_set,
+    ).start()
+    log.info("metrics on http://%s:%d/metrics", settings.metrics_host, health.port)
+    try:
+        run_processor(settings, codebook_path, stop, registry=registry, artifact=artifact, ready=ready)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    finally:
+        health.stop()

@@ -1,0 +1,135 @@
+"""The aggregator's stage: framed records in, state + partial aggregates + alerts out.
+
+Given its in-memory state (``AggregateState`` and ``SpikeDetector``) the stage is a function
+of the batch; the Kafka loop (``run_stage``) produces its output and commits. Outputs, in order:
+changed contributions to the compacted ``aggregate-state`` topic, absolute partial aggregate rows
+for every bucket the batch touched to ``aggregates``, and alerts to ``alerts``. The optional
+Parquet sink is written before the stage returns, hence before the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from framewatch import contracts
+from framewatch.contracts import AggregateContribution, Alert, FramedItem, alert_key
+from framewatch.errors import DecodeError
+from framewatch.kafka_io import Failure, Message, Outgoing, StageOutput
+from framewatch.metrics import FramingMetrics
+from framewatch.processing.trends.codec import (
+    contribution_of,
+    contribution_to_json,
+    encode_row_values,
+    fast_contribution,
+)
+from framewatch.processing.trends.counts import AggregateState, RowValues
+from framewatch.processing.trends.spikes import Evaluation, SpikeDetector
+
+log = logging.getLogger(__name__)
+
+
+def decode_contributions(batch: Sequence[Message]) -> tuple[list[AggregateContribution], list[Failure]]:
+    """Contributions of the batch's framed records; records that do not decode are failures."""
+    oks: list[AggregateContribution] = []
+    errs: list[Failure] = []
+    for msg in batch:
+        try:
+            oks.append(fast_contribution(msg.value, msg.ctx.partition))
+        except DecodeError:
+            try:  # the full decoder names the canonical reason
+                item = contracts.decode(FramedItem, msg.value)
+            except DecodeError as exc:
+                errs.append(Failure(msg.ctx, exc.reason, exc.detail, msg.value))
+            else:
+                oks.append(contribution_of(item, msg.ctx.partition))
+    return oks, errs
+
+
+def alert_of(ev: Evaluation, state: AggregateState, detected_at: datetime) -> Alert:
+    """The alert record of a fired evaluation, with its top items as evidence."""
+    start = datetime.fromtimestamp(ev.window_start_s, UTC)
+    return Alert(
+        key=alert_key(ev.watch, ev.frame, start), watch_id=ev.watch, frame=ev.frame, rule=ev.rule,
+        window_start=start, window_end=datetime.fromtimestamp(ev.window_end_s, UTC),
+        baseline_share=round(ev.baseline_share, 6), observed_share=round(ev.observed_share, 6),
+        observed_count=ev.count, window_items=ev.total, score=round(ev.score, 4),
+        detected_at=detected_at,
+        top_items=state.top_items(ev.watch, ev.frame, ev.window_start_s, ev.window_end_s),
+    )
+
+
+class AggregateStage:
+    """Callable stage over framed-item batches (see the module docstring)."""
+
+    def __init__(
+        self,
+        state: AggregateState,
+        detector: SpikeDetector,
+        *,
+        state_topic: str,
+        aggregates_topic: str,
+        alerts_topic: str,
+        clock: Callable[[], datetime],
+        metrics: FramingMetrics | None = None,
+        sink: Callable[[list[AggregateContribution], list[RowValues]], None] | None = None,
+        owned: Callable[[], set[int]] | None = None,
+        evaluates: Callable[[str], bool] | None = None,
+        caught_up: Callable[[], bool] | None = None,
+        max_defer_s: float = 60.0,
+    ) -> None:
+        self.state = state
+        self.detector = detector
+        self.topics = (state_topic, aggregates_topic, alerts_topic)
+        self.clock = clock
+        self.metrics = metrics
+        self.sink = sink
+        self.owned = owned
+        self.evaluates = evaluates
+        self.pending: set[str] = set()  # watches to evaluate next (moved by other instances' rows, or deferred)
+        # While the consumer works through a backlog, the current window and the baselines are
+        # only partly loaded: spikes wait until it has caught up (at most max_defer_s)
+        self.caught_up = caught_up
+        self.max_defer_s = max_defer_s
+        self._evaluated_at = time.monotonic()
+
+    def absorb(self, rows: Sequence[contracts.AggregateRow], owned: set[int]) -> None:
+        """Take in partial rows other instances published; their watches get evaluated next."""
+        if self.state.merge_foreign(rows, owned):
+            self.pending |= {r.watch_id for r in rows if r.partition not in owned}
+
+    def __call__(self, batch: Sequence[Message]) -> StageOutput:
+        """Aggregate one micro-batch."""
+        state_topic, aggregates_topic, alerts_topic = self.topics
+        if self.owned is not None:
+            # a rebalance inside the poll may hand partitions away mid-batch: their records
+            # belong to the new owner (we do not commit them), and our state for them is gone
+            owned = self.owned()
+            batch = [m for m in batch if m.ctx.partition in owned]
+        contributions, failures = decode_contributions(batch)
+        applied = self.state.apply(contributions)
+        out = [Outgoing(state_topic, c.key, contribution_to_json(c)) for c in applied.changed]
+        out += [Outgoing(aggregates_topic, *encode_row_values(v)) for v in applied.row_values]
+        now = self.clock()
+        watches = {c.watch_id for c in contributions} | self.pending
+        if self.caught_up is not None and not self.caught_up() and time.monotonic() - self._evaluated_at < self.max_defer_s:
+            self.pending = watches
+            watches = set()
+        else:
+            self.pending = set()
+            self._evaluated_at = time.monotonic()
+        for watch in sorted(w for w in watches if self.evaluates is None or self.evaluates(w)):
+            fired = self.detector.evaluate(
+                self.state, watch, self.state.frames.get(watch, ()), now.timestamp(), self.state.first_seen
+            )
+            for ev in fired:
+                alert = alert_of(ev, self.state, now)
+                out.append(Outgoing(alerts_topic, alert.key, contracts.encode(alert)))
+                log.info("alert %s %s score=%.2f count=%d", alert.rule, alert.key, alert.score, alert.observed_count)
+                if self.metrics is not None:
+                    self.metrics.alerts.labels(ev.watch, ev.frame, ev.rule).inc()
+        if self.sink is not None and (applied.changed or applied.row_values):
+            self.sink(applied.changed, applied.row_values)
+        return StageOutput(produce=out, failures=failures)

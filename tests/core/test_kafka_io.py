@@ -1,0 +1,134 @@
+"""The one consumer loop, on the real broker: produce, then commit; errors go to dead letters."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import pytest
+from kafka import KafkaProducer
+from prometheus_client import CollectorRegistry
+
+from framewatch import contracts
+from framewatch.contracts import DeadLetter, RawItem
+from framewatch.kafka_io import (
+    Message,
+    Outgoing,
+    StageOutput,
+    decode_batch,
+    make_consumer,
+    make_producer,
+    poll_batch,
+    run_stage,
+)
+from framewatch.metrics import PipelineMetrics
+from framewatch.settings import Settings
+from tests.core.test_contracts import raw_item
+
+pytestmark = pytest.mark.integration
+
+
+def upper_stage(out_topic: str) -> Callable[[Sequence[Message]], StageOutput]:
+    def stage(batch: Sequence[Message]) -> StageOutput:
+        items, failures = decode_batch(RawItem, batch)
+        produce = [
+            Outgoing(out_topic, item.item_id, item.text.upper().encode()) for _, item in items
+        ]
+        return StageOutput(produce=produce, failures=failures)
+
+    return stage
+
+
+def seed(settings: Settings, topic: str, values: list[tuple[str, bytes]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    for key, value in values:
+        producer.send(topic, key=key.encode(), value=value)
+    producer.flush()
+    producer.close()
+
+
+def run_once(settings: Settings, group: str, src: str, stage: Callable[[Sequence[Message]], StageOutput], producer: KafkaProducer | None = None) -> tuple[int, CollectorRegistry]:
+    registry = CollectorRegistry()
+    consumer = make_consumer(settings, group, [src])
+    own_producer = producer is None
+    producer = producer or make_producer(settings)
+    try:
+        handled = run_stage(
+            consumer=consumer, producer=producer, stage=stage, settings=settings,
+            metrics=PipelineMetrics(registry, "test"), stop=threading.Event(), idle_stop_s=3,
+        )
+    finally:
+        consumer.close()
+        if own_producer:
+            producer.close()
+    return handled, registry
+
+
+def test_stage_output_produced_bad_bytes_dead_lettered_offsets_committed(settings_factory, topic_factory, topic_reader) -> None:
+    settings = settings_factory()
+    src = topic_factory(settings, "raw-items")
+    out = topic_factory(settings, "out")
+    dead = topic_factory(settings, "dead-letters")
+    good = [raw_item(item_id=f"i{n}", text=f"text {n}") for n in range(5)]
+    seed(settings, src, [(i.item_id, contracts.encode(i)) for i in good] + [("bad", b"{oops")])
+
+    handled, registry = run_once(settings, "g1", src, upper_stage(out))
+    assert handled == 6
+    produced = sorted(v for _, v in topic_reader(out))
+    assert produced == sorted(f"TEXT {n}".encode() for n in range(5))
+    letters = [contracts.decode(DeadLetter, v) for _, v in topic_reader(dead)]
+    assert [(d.reason, d.raw, d.component) for d in letters] == [("not_json", b"{oops", "test")]
+    assert registry.get_sample_value("framewatch_dead_letters_total", {"component": "test", "reason": "not_json"}) == 1
+
+    # Offsets were committed: the same group reads nothing more.
+    again, _ = run_once(settings, "g1", src, upper_stage(out))
+    assert again == 0
+
+
+def test_no_commit_when_a_produce_is_not_acknowledged(settings_factory, topic_factory, topic_reader) -> None:
+    settings = settings_factory()
+    src = topic_factory(settings, "raw-items")
+    out = topic_factory(settings, "out")
+    seed(settings, src, [("k", contracts.encode(raw_item(item_id="k")))])
+
+    def too_big(batch: Sequence[Message]) -> StageOutput:
+        # Larger than the broker's default message.max.bytes (1 MiB): the broker refuses it.
+        return StageOutput(produce=[Outgoing(out, "k", b"x" * 3_000_000)])
+
+    producer = make_producer(settings, compression_type=None)
+    with pytest.raises(Exception):  # noqa: B017 - any refusal will do; what matters is the commit
+        run_once(settings, "g2", src, too_big, producer)
+    producer.close()
+    # Nothing was committed, so a healthy run of the same group handles the record again.
+    handled, _ = run_once(settings, "g2", src, upper_stage(out))
+    assert handled == 1
+    assert [v for _, v in topic_reader(out)] == [b"OWN WORDS"]
+
+
+def test_poll_batch_closes_early_on_a_light_stream_and_fills_on_a_backlog(settings_factory, topic_factory) -> None:
+    settings = settings_factory()
+    src = topic_factory(settings, "raw-items", 1)
+    consumer = make_consumer(settings, "g-batch", [src])
+    try:
+        poll_batch(consumer, 10, 3000)  # join the group (nothing there yet)
+        # light stream: one record in hand, nothing more coming -> the batch closes after one
+        # empty linger poll, long before the 20 s the batch could wait to fill
+        seed(settings, src, [("a", b"1")])
+        started = time.monotonic()
+        batch = poll_batch(consumer, 256, 20_000, linger_ms=50)
+        assert [m.value for m in batch] == [b"1"]
+        assert time.monotonic() - started < 10
+        # backlog: the batch fills to its size however short the linger
+        seed(settings, src, [(f"k{i}", str(i).encode()) for i in range(60)])
+        time.sleep(0.5)
+        sizes = [len(poll_batch(consumer, 25, 20_000, linger_ms=50)) for _ in range(2)]
+        assert sizes == [25, 25]
+        assert len(poll_batch(consumer, 25, 20_000, linger_ms=50)) == 10
+        # without a linger the batch waits out its time, as before
+        seed(settings, src, [("b", b"2")])
+        started = time.monotonic()
+        assert len(poll_batch(consumer, 256, 1500)) == 1
+        assert time.monotonic() - started >= 1.4
+    finally:
+        consumer.close()

@@ -1,0 +1,127 @@
+"""End to end on the real broker: framed records -> aggregator -> alert -> notifier -> one signed webhook."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from kafka import KafkaProducer
+from prometheus_client import CollectorRegistry
+
+from framewatch import contracts
+from framewatch.contracts import Alert, FramedItem
+from framewatch.processing.alerts import cli as notify_cli
+from framewatch.processing.alerts.delivery import SIGNATURE_HEADER, verify
+from framewatch.settings import ALERTS, FRAMED_ITEMS, Settings
+from tests.helpers.framed_records import T0, framed
+from tests.trends.test_cli import run, seed, wait_committed
+
+pytestmark = pytest.mark.integration
+
+
+def history_and_spike() -> list[FramedItem]:
+    """24 h at 40 items/h with frame a at 20%, then 09:00-10:00 with a at 60%."""
+    out = []
+    for h in range(1, 25):
+        for i in range(40):
+            at = T0 - timedelta(hours=h) + timedelta(seconds=i * 90)
+            out.append(framed(f"h{h}.{i}", frame="a" if i % 5 == 0 else "b", at=at))
+    for i in range(40):
+        out.append(framed(f"s{i}", frame="a" if i < 24 else "b", at=T0 + timedelta(seconds=i * 80),
+                          title=f"Spike story {i}"))
+    return out
+
+
+class Receiver:
+    """A local webhook endpoint recording every request."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        received = self.requests
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.append((dict(self.headers), body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def notify_until_committed(settings: Settings, subs: Path, registry: CollectorRegistry) -> None:
+    stop = threading.Event()
+    thread = threading.Thread(target=notify_cli.run_notifier, args=(settings, subs, stop),
+                              kwargs={"registry": registry, "serve_metrics": False})
+    thread.start()
+    try:
+        assert wait_committed(settings, notify_cli.group_id(settings), settings.topic(ALERTS), 40)
+    finally:
+        stop.set()
+        thread.join(timeout=20)
+
+
+def test_spike_reaches_the_subscriber_once_signed_with_evidence(
+    settings_factory: Callable[..., Settings], topic_factory: Callable[..., str],
+    topic_reader: Callable[..., list], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    settings = settings_factory(notify_max_attempts=2, notify_backoff_base_s=0.05, notify_timeout_s=2,
+                                parquet_enabled=False)
+    topic_factory(settings, FRAMED_ITEMS)
+    seed(settings, history_and_spike())
+    run(settings)  # the aggregator clock says 09:59: the window 09:00-10:00 is current
+    alerts = [contracts.decode(Alert, v) for _, v in topic_reader(settings.topic(ALERTS))]
+    assert alerts, "the planted spike raised no alert"
+    assert {(a.frame, a.rule) for a in alerts} == {("a", "share_spike")}
+    receiver = Receiver()
+    monkeypatch.setenv("E2E_HOOK_SECRET", "e2e-secret")
+    subs = tmp_path / "subs.yaml"
+    subs.write_text(
+        "subscriptions:\n"
+        f"  - subscriber: desk\n    watch: scs\n    frames: [a]\n    min_score: 3\n"
+        f"    channel: {{type: webhook, url: '{receiver.url}', secret_env: E2E_HOOK_SECRET}}\n"
+        "  - subscriber: dead-end\n    watch: scs\n"
+        "    channel: {type: webhook, url: 'http://127.0.0.1:9/hook', secret_env: E2E_HOOK_SECRET}\n"
+    )
+    registry, restarted = CollectorRegistry(), CollectorRegistry()
+    try:
+        notify_until_committed(settings, subs, registry)
+        # the same alert produced again (an aggregator re-run) and a notifier restart: no repeat
+        producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+        producer.send(settings.topic(ALERTS), key=alerts[0].key.encode(), value=contracts.encode(alerts[0]))
+        producer.flush()
+        producer.close()
+        notify_until_committed(settings, subs, restarted)
+    finally:
+        receiver.close()
+    assert len(receiver.requests) == 1
+    headers, body = receiver.requests[0]
+    assert verify(body, b"e2e-secret", headers[SIGNATURE_HEADER])
+    payload = json.loads(body)
+    alert = payload["alert"]
+    assert payload["subscriber"] == "desk" and alert["frame"] == "a" and alert["watch_id"] == "scs"
+    assert alert["observed_count"] >= 10 and alert["observed_share"] > 0.4
+    assert alert["baseline_share"] == pytest.approx(0.2, abs=0.02)
+    assert alert["score"] >= 4
+    assert len(alert["top_items"]) == 3
+    assert all(it["title"].startswith("Spike story") and it["url"] and it["passage"] for it in alert["top_items"])
+    g = registry.get_sample_value
+    assert g("framewatch_notifications_total", {"channel": "webhook", "outcome": "delivered"}) == 1
+    assert g("framewatch_notifications_total", {"channel": "webhook", "outcome": "failed"}) >= 1
+    g2 = restarted.get_sample_value
+    assert g2("framewatch_notifications_total", {"channel": "webhook", "outcome": "duplicate"}) >= 1
+    assert g2("framewatch_notifications_total", {"channel": "webhook", "outcome": "delivered"}) is None

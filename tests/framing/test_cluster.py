@@ -1,0 +1,208 @@
+"""Emergent framings: stable cluster ids (across days and restarts), c-TF-IDF labels, promote."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from framewatch.processing.analyst.promote import promote
+from framewatch.processing.framing.cluster import (
+    ClusterConfig,
+    OnlineClusterer,
+    class_tfidf,
+    cluster_stream,
+    parse_emergent_id,
+)
+from framewatch.processing.framing.codebook import load_codebook
+from framewatch.processing.framing.embed import FakeEmbedder
+
+DAY1 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+TOPICS = {
+    "privacy": [
+        "data privacy law protects personal records from leaks",
+        "personal data privacy records leak worries citizens",
+        "privacy of personal data records is at risk",
+    ],
+    "tourism": [
+        "tourists visiting hotels and beaches this summer season",
+        "summer tourists book hotels near the beaches",
+        "beaches and hotels fill with summer tourists",
+    ],
+}
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def blob(center: np.ndarray, n: int, seed: int, noise: float = 0.05) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return unit(center[None, :] + noise * rng.standard_normal((n, center.size)))
+
+
+@pytest.fixture
+def centers() -> np.ndarray:
+    return unit(np.eye(3, 32, dtype=np.float32) + 0.01)
+
+
+def test_points_near_a_centroid_share_its_id(centers: np.ndarray) -> None:
+    c = OnlineClusterer(ClusterConfig(threshold=0.7))
+    ids = c.partial_fit(np.vstack([blob(centers[0], 5, 1), blob(centers[1], 5, 2)]), ["a"] * 5 + ["b"] * 5, DAY1)
+    assert len(set(ids[:5])) == 1 and len(set(ids[5:])) == 1 and ids[0] != ids[5]
+    assert c.predict(blob(centers[1], 2, 3)) == [ids[5], ids[5]]
+    assert c.predict(unit(np.ones((1, 32)) * -1)) == [None]
+
+
+def test_ids_stable_across_days_and_save_load(tmp_path: Path, centers: np.ndarray) -> None:
+    c = OnlineClusterer(ClusterConfig(threshold=0.7))
+    day1 = c.partial_fit(np.vstack([blob(centers[0], 4, 1), blob(centers[1], 4, 2)]), ["x"] * 8, DAY1)
+    c.save(tmp_path / "w")
+    restored = OnlineClusterer.load(tmp_path / "w", ClusterConfig(threshold=0.7))
+    # the next day (after a restart) the same topics keep their ids; a new topic gets a fresh id
+    day2 = restored.partial_fit(
+        np.vstack([blob(centers[1], 3, 5), blob(centers[0], 3, 6), blob(centers[2], 3, 7)]),
+        ["y"] * 9, DAY1 + timedelta(days=1),
+    )
+    assert day2[:3] == [day1[4]] * 3 and day2[3:6] == [day1[0]] * 3
+    assert day2[6] not in (day1[0], day1[4]) and day2[6] > max(day1)
+
+
+def test_ids_never_recycled_after_retirement(centers: np.ndarray) -> None:
+    c = OnlineClusterer(ClusterConfig(threshold=0.7, half_life_days=1.0, retire_weight=0.1))
+    first = c.partial_fit(blob(centers[0], 1, 1), ["old"], DAY1)[0]
+    later = c.partial_fit(blob(centers[1], 1, 2), ["new"], DAY1 + timedelta(days=30))[0]
+    assert first not in c.clusters  # faded away
+    again = c.partial_fit(blob(centers[0], 1, 3), ["old again"], DAY1 + timedelta(days=30))[0]
+    assert len({first, later, again}) == 3
+
+
+def test_close_centroids_merge_into_the_older_id(centers: np.ndarray) -> None:
+    c = OnlineClusterer(ClusterConfig(threshold=0.9, merge_threshold=0.8))
+    a = unit(centers[0] + 0.0)
+    b = unit(centers[0] + 0.6 * centers[1])  # sim(a, b) ~ 0.86: separate leaders, then merged
+    ids = c.partial_fit(np.vstack([a, b]), ["a", "b"], DAY1)
+    assert ids == [1, 1] or (ids == [1, 2] and c.resolve(2) == 1 and list(c.clusters) == [1])
+
+
+def test_class_tfidf_prefers_distinctive_words() -> None:
+    from collections import Counter
+
+    labels = class_tfidf(
+        {1: Counter({"credit": 5, "privacy": 4, "data": 3}), 2: Counter({"credit": 5, "tourism": 4, "hotel": 3})}, 2
+    )
+    assert labels[1] == ["privacy", "data"] and labels[2] == ["tourism", "hotel"]
+
+
+def test_summaries_have_keyword_labels_representatives_and_size() -> None:
+    emb = FakeEmbedder()
+    texts = TOPICS["privacy"] + TOPICS["tourism"]
+    c = OnlineClusterer(ClusterConfig(threshold=0.3, merge_threshold=0.95))
+    ids = c.partial_fit(emb.embed(texts), texts, DAY1)
+    assert len(set(ids)) >= 2
+    by_id = {s.id: s for s in c.summaries()}
+    privacy = by_id[f"emergent:{ids[0]}"]
+    assert privacy.size >= 2 and privacy.representatives[0] in texts
+    assert {"privacy", "personal", "records", "data"} & set(privacy.keywords)
+    assert not {"tourists", "hotels"} & set(privacy.keywords)
+
+
+def test_cluster_stream_groups_similar_texts() -> None:
+    texts = TOPICS["privacy"] + TOPICS["tourism"]
+    labels = cluster_stream(texts, FakeEmbedder(), ClusterConfig(threshold=0.3))
+    assert all(label.startswith("emergent:") for label in labels)
+    assert len(set(labels[:3])) == 1 and len(set(labels[3:])) == 1 and labels[0] != labels[3]
+    assert cluster_stream([], FakeEmbedder()) == []
+
+
+def test_parse_emergent_id() -> None:
+    assert parse_emergent_id("emergent:12") == 12 and parse_emergent_id("7") == 7
+    with pytest.raises(ValueError):
+        parse_emergent_id("dystopia")
+
+
+CODEBOOK = """\
+# analysts' notes stay put
+watches:
+  - id: social-credit
+    title: China's social credit system
+    match:
+      any: [social credit]
+    frames:
+      - id: dystopia
+        label: Dystopia
+        description: Surveillance and punishment.
+      - id: trust   # a comment on the last frame
+        label: Trust
+        description: Consumer protection.
+        examples:
+          - Firms that cheat lose loans.
+
+  - id: other
+    title: Other
+    frames:
+      - {id: a, label: A, description: a}
+      - {id: b, label: B, description: b}
+"""
+
+
+def test_promote_writes_a_named_frame_and_keeps_the_rest(tmp_path: Path) -> None:
+    emb = FakeEmbedder()
+    state = tmp_path / "state"
+    c = OnlineClusterer(ClusterConfig(threshold=0.3, merge_threshold=0.95))
+    ids = c.partial_fit(emb.embed(TOPICS["privacy"]), TOPICS["privacy"], DAY1)
+    c.save(state / "clusters" / "social-credit")
+    cb = tmp_path / "codebook.yaml"
+    cb.write_text(CODEBOOK, encoding="utf-8")
+    result = CliRunner().invoke(
+        promote,
+        ["social-credit", f"emergent:{ids[0]}", "--codebook", str(cb), "--id", "privacy",
+         "--label", "Data privacy", "--state-dir", str(state)],
+    )
+    assert result.exit_code == 0, result.output
+    text = cb.read_text(encoding="utf-8")
+    assert text.startswith(CODEBOOK.split("\n\n")[0])  # everything before the insertion intact
+    assert "# analysts' notes stay put" in text and "# a comment on the last frame" in text
+    watch = load_codebook(cb).watch("social-credit")
+    assert watch.frame_ids == ("dystopia", "trust", "privacy")
+    new = watch.frames[-1]
+    assert new.label == "Data privacy" and "privacy" in new.description
+    assert set(new.examples) <= set(TOPICS["privacy"]) and new.examples
+    assert load_codebook(cb).watch("other").frame_ids == ("a", "b")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["social-credit", "emergent:99", "--id", "x", "--label", "X"], "no emergent cluster"),
+        (["social-credit", "emergent:1", "--id", "trust", "--label", "X"], "already has a frame"),
+        (["nope", "emergent:1", "--id", "x", "--label", "X"], "no watch"),
+    ],
+)
+def test_promote_errors_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    cb = tmp_path / "codebook.yaml"
+    cb.write_text(CODEBOOK, encoding="utf-8")
+    c = OnlineClusterer()
+    c.partial_fit(FakeEmbedder().embed(["x y z"]), ["x y z"], DAY1)
+    c.save(tmp_path / "clusters" / "social-credit")
+    result = CliRunner().invoke(promote, [*args, "--codebook", str(cb), "--state-dir", str(tmp_path)])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert cb.read_text(encoding="utf-8") == CODEBOOK
+
+
+def test_clusters_command_lists_emergent_framings(tmp_path: Path) -> None:
+    import json
+
+    from framewatch.processing.analyst.promote import clusters
+
+    c = OnlineClusterer(ClusterConfig(threshold=0.3, merge_threshold=0.95))
+    c.partial_fit(FakeEmbedder().embed(TOPICS["privacy"]), TOPICS["privacy"], DAY1)
+    c.save(tmp_path / "clusters" / "w")
+    result = CliRunner().invoke(clusters, ["w", "--state-dir", str(tmp_path)])
+    rows = [json.loads(line) for line in result.output.splitlines()]
+    assert result.exit_code == 0 and rows and rows[0]["id"].startswith("emergent:")
+    assert rows[0]["size"] >= 2 and rows[0]["representatives"]
