@@ -18,9 +18,9 @@ COMMANDS = {
     "notify": "framewatch.processing.alerts.cli:notify",
     "dashboards": "framewatch.dashboards.cli:dashboards",
     "process": "framewatch.processing.framing.cli:process",
-    "analyze": "framewatch.processing.analyst.analyze:analyze",
+    "analyze": "framewatch.processing.analyst.cli:analyze",
     "eval": "framewatch.processing.analyst.cli:eval_cmd",
-    "codebook": "framewatch.processing.analyst.codebook_cli:codebook",
+    "codebook": "framewatch.processing.analyst.cli:codebook",
 }
 
 
@@ -43,9 +43,9 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="framewatch")
 def main(log_level: str | None) -> None:
     """framewatch: how news and forum coverage frames an issue, and how that shifts."""
-    from framewatch.settings import Settings
+    from framewatch.service import load_settings
 
-    level = log_level or Settings().log_level
+    level = log_level or load_settings().log_level
     logging.basicConfig(
         level=level.upper(), stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

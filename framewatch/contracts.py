@@ -29,6 +29,11 @@ from framewatch.timeutil import format_utc, parse_utc
 ItemKind = Literal["article", "forum_post"]
 QuoteOrigin = Literal["markup", "copied"]
 
+# The shared vocabulary of the records, the aggregates, the metrics and the subscriptions.
+ANY = "*"  # an aggregate row's frame (the watch's total) or outlet (all outlets); a subscription's "every watch"
+EMERGENT_PREFIX = "emergent:"  # frame id of a framing found by clustering: emergent:<cluster id>
+BUCKETS: dict[str, int] = {"5m": 300, "1h": 3600, "1d": 86400}  # bucket sizes: granularity -> seconds
+
 # Reasons a message fails to decode; they double as metric label values.
 DECODE_REASONS = ("not_utf8", "not_json", "not_object", "schema_too_new", "invalid_field")
 

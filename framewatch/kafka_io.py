@@ -1,4 +1,4 @@
-"""The one Kafka loop of framewatch, around pure stage functions, plus client factories.
+"""The one Kafka loop of framewatch, around pure stage functions, and every Kafka client it uses.
 
 A *stage* is a function from a micro-batch of ``Message`` to a ``StageOutput``: records to
 produce and failures to dead-letter. It has no Kafka in it. ``run_stage`` polls a bounded
@@ -6,6 +6,10 @@ micro-batch (size and time), calls the stage, produces its output, waits for eve
 acknowledged, and only then commits the consumed offsets. A crash anywhere before the commit
 means the batch is read again: at-least-once delivery, made idempotent downstream by
 deterministic keys and deterministic stages.
+
+Every Kafka client of framewatch is made here: the group consumer and producer of the loop, the
+admin client that creates topics, and the group-less readers (``read_to_end``, ``tail``) that
+restore state and follow other instances.
 """
 
 from __future__ import annotations
@@ -14,11 +18,11 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -117,13 +121,17 @@ def make_consumer(settings: Settings, group_id: str, topics: Sequence[str], **ov
     return consumer
 
 
-def ensure_topics(settings: Settings, names: Iterable[str], partitions: int | None = None) -> None:
-    """Create the given full topic names if they do not exist yet (idempotent)."""
+def ensure_topics(
+    settings: Settings, names: Iterable[str], partitions: int | None = None, *, compacted: bool = False,
+) -> None:
+    """Create the given full topic names if they do not exist yet (idempotent); *compacted*
+    topics keep the latest record per key."""
+    configs = {"cleanup.policy": "compact"} if compacted else {}
     admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, client_id="framewatch-admin")
     try:
         existing = set(admin.list_topics())
         wanted = [
-            NewTopic(name, partitions or settings.topic_partitions, settings.topic_replication)
+            NewTopic(name, partitions or settings.topic_partitions, settings.topic_replication, topic_configs=configs)
             for name in names
             if name not in existing
         ]
@@ -133,6 +141,62 @@ def ensure_topics(settings: Settings, names: Iterable[str], partitions: int | No
                 admin.create_topics(wanted)
     finally:
         admin.close()
+
+
+def _groupless_consumer(settings: Settings, client_id: str) -> KafkaConsumer:
+    return KafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False,
+        client_id=client_id,
+    )
+
+
+def _assign_from_start(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:
+    tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+    if tps:
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+    return tps
+
+
+def read_to_end(settings: Settings, topic: str) -> Iterator[tuple[bytes | None, bytes | None]]:
+    """(key, value) of every record of *topic* up to its end offsets at call time; no group,
+    nothing committed (state restores)."""
+    consumer = _groupless_consumer(settings, "framewatch-restore")
+    try:
+        tps = _assign_from_start(consumer, topic)
+        if not tps:
+            return
+        end = consumer.end_offsets(tps)
+        pending = {tp for tp in tps if end[tp] > 0}
+        while pending:
+            for tp, records in consumer.poll(timeout_ms=1000).items():
+                for rec in records:
+                    if rec.offset < end[tp]:
+                        yield rec.key, rec.value
+            pending = {tp for tp in pending if consumer.position(tp) < end[tp]}
+    finally:
+        consumer.close()
+
+
+class Tail:
+    """Follows every partition of a topic from its start, without a group (each instance reads
+    all of it); ``poll`` never blocks."""
+
+    def __init__(self, settings: Settings, topic: str, client_id: str) -> None:
+        self.consumer = _groupless_consumer(settings, client_id)
+        _assign_from_start(self.consumer, topic)
+
+    def poll(self, max_records: int = 50_000) -> list[bytes]:
+        """Values published since the last call."""
+        return [
+            rec.value or b""
+            for records in self.consumer.poll(timeout_ms=0, max_records=max_records).values()
+            for rec in records
+        ]
+
+    def close(self) -> None:
+        """Close the consumer."""
+        self.consumer.close()
 
 
 def poll_batch(consumer: KafkaConsumer, max_records: int, max_wait_ms: int, linger_ms: int | None = None) -> list[Message]:
@@ -170,10 +234,12 @@ def run_stage(
     stop: threading.Event,
     max_batches: int | None = None,
     idle_stop_s: float | None = None,
+    heartbeat: Callable[[], None] | None = None,
 ) -> int:
     """Run *stage* over the consumer's topics until *stop* is set; returns messages handled.
 
-    ``max_batches`` and ``idle_stop_s`` bound the loop for tests and back-fills.
+    ``max_batches`` and ``idle_stop_s`` bound the loop for tests and back-fills; *heartbeat* is
+    called once per turn of the loop (the component's liveness).
     """
     component = metrics.component
     dead_topic = settings.topic(DEAD_LETTERS)
@@ -183,6 +249,8 @@ def run_stage(
     metrics.up.labels(component).set(1)
     try:
         while not stop.is_set():
+            if heartbeat is not None:
+                heartbeat()
             batch = poll_batch(consumer, settings.batch_max_records, settings.batch_max_wait_ms, settings.batch_linger_ms)
             if not batch:
                 if not consumer.assignment():
@@ -228,11 +296,22 @@ def run_stage(
     return handled
 
 
-def update_lag(consumer: KafkaConsumer, metrics: PipelineMetrics) -> None:
-    """Set the lag gauge for every partition assigned to *consumer*."""
+def partition_lags(consumer: KafkaConsumer) -> Iterator[tuple[TopicPartition, int | None]]:
+    """Each assigned partition with the records between the consumer's position and the high
+    watermark of its last fetch (None while no fetch has told it)."""
     for tp in consumer.assignment():
         high = consumer.highwater(tp)
-        if high is None:
-            continue
-        position = consumer.position(tp)
-        metrics.lag.labels(metrics.component, tp.topic, str(tp.partition)).set(max(0, high - position))
+        yield tp, None if high is None else max(0, high - consumer.position(tp))
+
+
+def backlog(consumer: KafkaConsumer) -> int:
+    """Records still to read on every assigned partition; a partition not fetched yet counts as
+    one (unknown is not caught up)."""
+    return sum(1 if lag is None else lag for _, lag in partition_lags(consumer))
+
+
+def update_lag(consumer: KafkaConsumer, metrics: PipelineMetrics) -> None:
+    """Set the lag gauge for every partition assigned to *consumer*."""
+    for tp, lag in partition_lags(consumer):
+        if lag is not None:
+            metrics.lag.labels(metrics.component, tp.topic, str(tp.partition)).set(lag)

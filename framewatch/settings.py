@@ -1,7 +1,8 @@
 """All framewatch settings in one frozen object, read once at start-up from FRAMEWATCH_* variables.
 
 Inner code receives plain values from here; nothing else reads the environment. Each field has a
-default and a line of docs; README's settings table is this class.
+default, bounds and a line of docs; this class is the settings reference (README's "Settings"
+section points here).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Settings(BaseSettings):
     metrics_port: int = Field(9400, ge=0, le=65535, description="Port of the /metrics and /healthz endpoint (0 picks a free port).")
     metrics_host: str = Field("127.0.0.1", description="Address the metrics endpoint listens on (0.0.0.0 in containers).")
     log_level: str = Field("INFO", description="Python log level.")
+    health_stale_after_s: float = Field(120.0, gt=0, le=86_400, description="/healthz answers 503 once a component's loop has made no progress for this long (Kubernetes then restarts the pod).")
 
     # --- ingest -------------------------------------------------------------------------------
     fetch_timeout_s: float = Field(20.0, gt=0, le=300, description="Whole-request timeout of one feed fetch.")
@@ -44,7 +46,7 @@ class Settings(BaseSettings):
     backoff_max_s: float = Field(6 * 3600.0, gt=0, description="Cap of the retry delay of a failing feed.")
     failing_after: int = Field(5, ge=1, description="Consecutive failures after which a feed is reported as failing.")
     user_agent: str = Field("framewatch/0.1 (+https://github.com/framewatch/framewatch)", description="User-Agent of every fetch.")
-    shard_index: int = Field(0, ge=0, description="This ingest worker's shard (0-based); see README 'Scaling ingest'.")
+    shard_index: int = Field(0, ge=0, description="This ingest worker's shard (0-based); a feed belongs to shard hash(feed id) % shard_count (README, Ingest).")
     shard_count: int = Field(1, ge=1, description="Number of ingest workers sharing the sources file.")
 
     # --- processing ---------------------------------------------------------------------------
@@ -82,7 +84,6 @@ class Settings(BaseSettings):
     spike_baseline_halflife_h: float = Field(12.0, gt=0, description="Half-life of the EWMA baseline, in hours.")
     spike_min_baseline_items: int = Field(50, ge=1, description="Items the watch needs in the baseline before share_spike alerts.")
     spike_cooldown_s: float = Field(6 * 3600.0, ge=0, description="Quiet time after an alert before the same watch x frame alerts again.")
-    spike_max_lag_s: float = Field(3600.0, ge=0, description="Windows ending longer ago than this are never evaluated (back-fills never alert).")
     emergent_min_count: int = Field(8, ge=1, description="Fewest items of a new emergent framing in the window for an emergent_growth alert.")
     emergent_growth_factor: float = Field(3.0, gt=1, description="Growth over the previous window an emergent framing needs to alert.")
     emergent_new_within_s: float = Field(2 * 86400.0, gt=0, description="An emergent framing first seen longer ago than this is no longer new.")

@@ -38,7 +38,7 @@ from framewatch.contracts import RawItem, encode
 from framewatch.ingest import outcomes as oc
 from framewatch.ingest.fetcher import Fetcher, FetchResult
 from framewatch.ingest.parse import detect as feed_parser
-from framewatch.ingest.parse.quotes import ThreadMemory
+from framewatch.ingest.parse.thread_memory import ThreadMemory
 from framewatch.ingest.schedule import feed_jitter, next_poll_at
 from framewatch.ingest.sources import Source
 from framewatch.ingest.state import FeedState, IngestState, ThreadCursor
@@ -116,6 +116,7 @@ class Worker:
         clock: Callable[[], datetime] = utcnow,
         max_thread_pages: int = DEFAULT_MAX_PAGES,
         produce_timeout_s: float = 30.0,
+        heartbeat: Callable[[], None] = lambda: None,
     ) -> None:
         self.settings = settings
         self.sources = [
@@ -130,6 +131,7 @@ class Worker:
         self.produce_timeout_s = produce_timeout_s
         self.memory = ThreadMemory()
         self.cycles = 0
+        self.heartbeat = heartbeat  # the component's liveness: beaten as polls finish and while idle
         self._fetcher_factory = fetcher_factory or (lambda: Fetcher.from_settings(settings))
         self._fetcher: Fetcher | None = None
 
@@ -180,6 +182,7 @@ class Worker:
             wake = max(min(times), now + timedelta(seconds=BATCH_WINDOW_S))
         await asyncio.sleep(0)
         while not stop.is_set() and self.clock() < wake:
+            self.heartbeat()
             await asyncio.sleep(min(IDLE_TICK_S, max(0.0, (wake - self.clock()).total_seconds())))
 
     # --- one cycle ------------------------------------------------------------------------------
@@ -235,6 +238,7 @@ class Worker:
             except Exception:  # a thread-page bug must not cost the feed's own items
                 log.exception("feed %s: following threads failed", source.id)
                 poll.threads = ThreadReading()
+        self.heartbeat()
         return poll
 
     async def _follow_threads(self, poll: FeedPoll, follow: Sequence[feed_parser.FollowThread]) -> None:

@@ -11,5 +11,11 @@ ruff check .
 mypy framewatch ingest processing dashboards
 # helm, checkov, hadolint and docker compose for the deployment checks (cached after the first run)
 FRAMEWATCH_TOOLS_COMPOSE=1 scripts/install-tools.sh
-deploy/kafka/kafka.sh start
+# A broker that was running before the run is left alone; one this run starts is stopped after it.
+if deploy/kafka/kafka.sh status >/dev/null 2>&1; then
+  deploy/kafka/kafka.sh start
+else
+  deploy/kafka/kafka.sh start
+  trap 'deploy/kafka/kafka.sh stop >/dev/null 2>&1 || true' EXIT
+fi
 python -m pytest "$@"

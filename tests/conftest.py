@@ -21,14 +21,18 @@ KAFKA_SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> str:
-    """Bootstrap address of a running local broker; starts it with the project's script if needed."""
+def kafka_bootstrap() -> Iterator[str]:
+    """Bootstrap address of a running local broker. A broker already running is used and left
+    alone; one this session had to start is stopped when the session ends."""
     port = os.environ.get("FRAMEWATCH_KAFKA_PORT", "19092")
     env = {**os.environ, "FRAMEWATCH_KAFKA_PORT": port}
+    was_running = subprocess.run([str(KAFKA_SCRIPT), "status"], env=env, capture_output=True).returncode == 0
     result = subprocess.run([str(KAFKA_SCRIPT), "start"], env=env, capture_output=True, text=True)
     if result.returncode != 0:
         pytest.fail(f"could not start Kafka: {result.stderr[-2000:]}")
-    return f"127.0.0.1:{port}"
+    yield f"127.0.0.1:{port}"
+    if not was_running:
+        subprocess.run([str(KAFKA_SCRIPT), "stop"], env=env, capture_output=True, check=False)
 
 
 @pytest.fixture

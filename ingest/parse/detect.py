@@ -1,4 +1,6 @@
-"""Fetched feed bytes -> RawItem records: the pure parsing half of ingestion.
+"""Fetched feed bytes -> RawItem records: which format and platform they are, detected here
+and only here, then handed to that format's module (``rss``, ``jsonfeed``, ``discourse``,
+``xenforo``). To add a feed format: a module beside those, and a branch in this one.
 
 ``parse_feed`` reads RSS 2.0, RSS 1.0, Atom (through feedparser), JSON Feed and the Discourse
 JSON API, and knows the shapes of Discourse, phpBB, SMF and XenForo feeds (see FEEDS.md);
@@ -26,12 +28,14 @@ import json
 import re
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import feedparser
 
+from framewatch.ingest.parse.discourse import discourse_posts
 from framewatch.ingest.parse.html_text import parse_html
-from framewatch.ingest.parse.jsonfeed import discourse_posts, json_kind, jsonfeed_posts
-from framewatch.ingest.parse.platform import detect_platform, host_of
+from framewatch.ingest.parse.jsonfeed import jsonfeed_posts
+from framewatch.ingest.parse.platform import DISCOURSE_GUID, XENFORO_THREAD, host_of
 from framewatch.ingest.parse.posts import PostContext, build_items, clean_title
 from framewatch.ingest.parse.results import (
     ENTRY_SKIP_REASONS,
@@ -89,6 +93,54 @@ def parse_thread_page(
     )  # fmt: skip
     items, _skipped = build_items(posts, ctx)
     return ThreadPage(items=items, next_page_url=next_page_url(soup, url))
+
+
+def json_kind(data: Any) -> str | None:
+    """``jsonfeed``, ``discourse`` or None for JSON that is no feed we know."""
+    if not isinstance(data, dict):
+        return None
+    if "jsonfeed.org" in str(data.get("version", "")):
+        return "jsonfeed"
+    stream = data.get("post_stream")
+    if isinstance(stream, dict) and isinstance(stream.get("posts"), list):
+        return "discourse"
+    if isinstance(data.get("latest_posts"), list):
+        return "discourse"
+    return None
+
+
+
+def detect_platform(
+    feed_url: str, generator: str, guids: list[str], links: list[str], body: bytes
+) -> str:
+    """Best guess of the forum software behind a feed: generator, then URL and id shapes."""
+    generator = generator.lower()
+    for name, platform in (
+        ("discourse", "discourse"), ("xenforo", "xenforo"), ("phpbb", "phpbb"),
+        ("simple machines", "smf"), ("smf", "smf"),
+    ):  # fmt: skip
+        if name in generator:
+            return platform
+    path = urlsplit(feed_url).path
+    if re.search(r"/t/[^/]+/\d+\.(rss|json)$|/t/\d+\.json$|/posts\.(rss|json)$", path):
+        return "discourse"
+    if re.search(r"app\.php/feed|/feed\.php", feed_url):
+        return "phpbb"
+    if "action=.xml" in feed_url:
+        return "smf"
+    if re.search(r"/forums/(.+/)?index\.rss$", path):
+        return "xenforo"
+    if any(DISCOURSE_GUID.search(g) or re.search(r"-topic-\d+$", g) for g in guids):
+        return "discourse"
+    if any("viewtopic.php" in link for link in links):
+        return "phpbb"
+    if any(re.search(r"topic=\d+\.msg\d+", link) for link in links):
+        return "smf"
+    if b"bbWrapper" in body or any(XENFORO_THREAD.search(urlsplit(link).path) for link in links):
+        return "xenforo"
+    if "reddit.com" in feed_url:
+        return "reddit"
+    return "rss"
 
 
 def _check_bytes(body: bytes) -> None:

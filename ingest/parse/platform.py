@@ -23,13 +23,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from framewatch.contracts import stable_id
 
-_DISCOURSE_GUID = re.compile(r"-post-(\d+)-(\d+)$")
+DISCOURSE_GUID = re.compile(r"-post-(\d+)-(\d+)$")
 _DISCOURSE_LINK = re.compile(r"/t/(?:[^/?#]+/)?(\d+)(?:/(\d+))?/?(?:[?#].*)?$")
 _PHPBB_POST = re.compile(r"[?&;](?:amp;)?p=(\d+)|#p(\d+)$")
 _PHPBB_TOPIC = re.compile(r"[?&;](?:amp;)?t=(\d+)")
 _SMF_MSG = re.compile(r"topic=(\d+)\.msg(\d+)|[?&;]msg=(\d+)|#msg(\d+)$")
 _SMF_TOPIC = re.compile(r"topic=(\d+)")
-_XENFORO_THREAD = re.compile(r"/threads/(?:[^/?#]*\.)?(\d+)(?:/|$)")
+XENFORO_THREAD = re.compile(r"/threads/(?:[^/?#]*\.)?(\d+)(?:/|$)")
 _TRACKING_PARAMS = re.compile(r"^(utm_\w+|fbclid|gclid|mc_cid|mc_eid)$", re.I)
 
 
@@ -74,7 +74,7 @@ def xenforo_first_post_id(host: str, thread_id: str) -> str:
 
 def discourse_ids(guid: str | None, link: str | None) -> tuple[str | None, str | None]:
     """(topic id, post number) from a Discourse guid ``host-post-T-N`` or a ``/t/slug/T/N`` link."""
-    match = _DISCOURSE_GUID.search(guid or "")
+    match = DISCOURSE_GUID.search(guid or "")
     if match:
         return match.group(1), match.group(2)
     match = _DISCOURSE_LINK.search(urlsplit(link or "").path)
@@ -113,7 +113,7 @@ def xenforo_thread_id(guid: str | None, link: str | None) -> str | None:
     """A XenForo thread id: the RSS guid when numeric, else from ``/threads/slug.123/``."""
     if guid and guid.strip().isdigit():
         return guid.strip()
-    match = _XENFORO_THREAD.search(urlsplit(link or "").path)
+    match = XENFORO_THREAD.search(urlsplit(link or "").path)
     return match.group(1) if match else None
 
 
@@ -131,42 +131,10 @@ def resolve_quote_ref(ref: str | None, host: str, thread_id: str | None) -> str 
     return ref  # a link preview's URL, or an item id already (copied quotes)
 
 
-def detect_platform(
-    feed_url: str, generator: str, guids: list[str], links: list[str], body: bytes
-) -> str:
-    """Best guess of the forum software behind a feed: generator, then URL and id shapes."""
-    generator = generator.lower()
-    for name, platform in (
-        ("discourse", "discourse"), ("xenforo", "xenforo"), ("phpbb", "phpbb"),
-        ("simple machines", "smf"), ("smf", "smf"),
-    ):  # fmt: skip
-        if name in generator:
-            return platform
-    path = urlsplit(feed_url).path
-    if re.search(r"/t/[^/]+/\d+\.(rss|json)$|/t/\d+\.json$|/posts\.(rss|json)$", path):
-        return "discourse"
-    if re.search(r"app\.php/feed|/feed\.php", feed_url):
-        return "phpbb"
-    if "action=.xml" in feed_url:
-        return "smf"
-    if re.search(r"/forums/(.+/)?index\.rss$", path):
-        return "xenforo"
-    if any(_DISCOURSE_GUID.search(g) or re.search(r"-topic-\d+$", g) for g in guids):
-        return "discourse"
-    if any("viewtopic.php" in link for link in links):
-        return "phpbb"
-    if any(re.search(r"topic=\d+\.msg\d+", link) for link in links):
-        return "smf"
-    if b"bbWrapper" in body or any(_XENFORO_THREAD.search(urlsplit(link).path) for link in links):
-        return "xenforo"
-    if "reddit.com" in feed_url:
-        return "reddit"
-    return "rss"
-
-
 __all__ = [
+    "DISCOURSE_GUID",
+    "XENFORO_THREAD",
     "canonical_url",
-    "detect_platform",
     "discourse_ids",
     "discourse_post_id",
     "generic_item_id",

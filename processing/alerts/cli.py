@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -13,8 +12,6 @@ import click
 from prometheus_client import CollectorRegistry
 
 from framewatch.contracts import Alert
-from framewatch.errors import ConfigError
-from framewatch.health import HealthServer
 from framewatch.kafka_io import (
     Message,
     StageOutput,
@@ -27,6 +24,7 @@ from framewatch.kafka_io import (
 from framewatch.metrics import NotifyMetrics, PipelineMetrics
 from framewatch.processing.alerts.delivery import DeliveryLog, Notifier
 from framewatch.processing.alerts.subscriptions import load_subscriptions
+from framewatch.service import Component, load_settings, run_component, user_errors
 from framewatch.settings import ALERTS, DEAD_LETTERS, Settings
 
 log = logging.getLogger(__name__)
@@ -67,36 +65,34 @@ def run_notifier(
 ) -> int:
     """Run the notifier until *stop* is set; raises ConfigError before start on a bad file."""
     subscriptions = load_subscriptions(subscriptions_path)
-    registry = registry or CollectorRegistry()
-    pipeline = PipelineMetrics(registry, COMPONENT)
-    metrics = NotifyMetrics(registry)
-    delivery_log = DeliveryLog(settings.state_dir / "notify" / "deliveries.sqlite3")
-    notifier = Notifier(
-        subscriptions, delivery_log, metrics, max_attempts=settings.notify_max_attempts,
-        backoff_base_s=settings.notify_backoff_base_s, timeout_s=settings.notify_timeout_s,
-        failing_after=settings.notify_failing_after, sleep=sleep,
-    )
-    ensure_topics(settings, [settings.topic(ALERTS), settings.topic(DEAD_LETTERS)])
-    consumer = make_consumer(settings, group_id(settings), [settings.topic(ALERTS)])
-    producer = make_producer(settings)
-    server = None
-    if serve_metrics:
-        server = HealthServer(registry, settings.metrics_host, settings.metrics_port).start()
-        if on_ready is not None:
-            on_ready(server.port)
-    log.info("notifier: %d subscriptions from %s", len(subscriptions), subscriptions_path)
-    try:
+
+    def body(component: Component) -> int:
+        metrics = NotifyMetrics(component.registry)
+        delivery_log = DeliveryLog(settings.state_dir / "notify" / "deliveries.sqlite3")
+        component.closing("delivery log", delivery_log.close)
+        notifier = Notifier(
+            subscriptions, delivery_log, metrics, max_attempts=settings.notify_max_attempts,
+            backoff_base_s=settings.notify_backoff_base_s, timeout_s=settings.notify_timeout_s,
+            failing_after=settings.notify_failing_after, sleep=sleep,
+        )
+        component.closing("notifier", notifier.close)
+        ensure_topics(settings, [settings.topic(ALERTS), settings.topic(DEAD_LETTERS)])
+        consumer = make_consumer(settings, group_id(settings), [settings.topic(ALERTS)])
+        component.closing("consumer", consumer.close)
+        producer = make_producer(settings)
+        component.closing("producer", producer.close)
+        component.ready.set()
+        log.info("notifier: %d subscriptions from %s", len(subscriptions), subscriptions_path)
         return run_stage(
             consumer=consumer, producer=producer, stage=notify_stage(notifier), settings=settings,
-            metrics=pipeline, stop=stop, max_batches=max_batches, idle_stop_s=idle_stop_s,
+            metrics=PipelineMetrics(component.registry, COMPONENT), stop=component.stop,
+            max_batches=max_batches, idle_stop_s=idle_stop_s, heartbeat=component.heartbeat.beat,
         )
-    finally:
-        consumer.close()
-        producer.close()
-        notifier.close()
-        delivery_log.close()
-        if server is not None:
-            server.stop()
+
+    return run_component(
+        COMPONENT, settings, body, stop=stop, registry=registry, serve_health=serve_metrics,
+        on_health=on_ready,
+    )
 
 
 @click.command("notify")
@@ -104,12 +100,6 @@ def run_notifier(
               help="YAML file of subscriptions (see framewatch.processing.alerts.subscriptions).")
 def notify(subscriptions_path: str) -> None:
     """Deliver alerts to subscribers (webhook, Slack, e-mail), each alert once per subscriber."""
-    try:
+    with user_errors():
         load_subscriptions(subscriptions_path)  # fail fast, before touching Kafka
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-    settings = Settings()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    run_notifier(settings, subscriptions_path, stop)
+        run_notifier(load_settings(), subscriptions_path, threading.Event())

@@ -40,7 +40,7 @@ from typing import Any
 
 import yaml
 
-from framewatch.contracts import Alert
+from framewatch.contracts import ANY, Alert
 from framewatch.errors import ConfigError
 
 CHANNEL_TYPES = ("webhook", "slack", "email")
@@ -80,7 +80,7 @@ class Subscription:
 def matches(sub: Subscription, alert: Alert) -> bool:
     """True when *alert* is one *sub* asked for."""
     return (
-        sub.watch in ("*", alert.watch_id)
+        sub.watch in (ANY, alert.watch_id)
         and (sub.frames is None or alert.frame in sub.frames)
         and (sub.rules is None or alert.rule in sub.rules)
         and alert.score >= sub.min_score
@@ -156,12 +156,12 @@ def _subscription(doc: _Doc, node: yaml.Node, where: str, env: Mapping[str, str]
             raise doc.fail(node, f"{where}.{name}", "missing")
     subscriber = _name(doc, f["subscriber"], f"{where}.subscriber")
     watch = doc.value(f["watch"])
-    if watch != "*":
+    if watch != ANY:
         watch = _name(doc, f["watch"], f"{where}.watch")
     frames = None
     if "frames" in f:
         raw = doc.value(f["frames"])
-        if raw not in ("any", "*"):
+        if raw not in ("any", ANY):
             if not isinstance(raw, list) or not raw or not all(isinstance(x, str) and x for x in raw):
                 raise doc.fail(f["frames"], f"{where}.frames", "must be 'any' or a non-empty list of frame ids")
             frames = tuple(raw)

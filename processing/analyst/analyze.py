@@ -9,16 +9,12 @@ reason and exit status 1; an invalid codebook exits 2.
 from __future__ import annotations
 
 import asyncio
-import json
-import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import click
-
 from framewatch.contracts import FramedItem
-from framewatch.errors import ConfigError, FramewatchError
+from framewatch.errors import FramewatchError
 from framewatch.settings import Settings
 from framewatch.timeutil import utcnow
 
@@ -82,33 +78,18 @@ def summary_line(record: FramedItem) -> dict[str, Any]:
     }
 
 
-@click.command("analyze")
-@click.argument("feed")
-@click.option("--codebook", "codebook_path", required=True, type=click.Path(dir_okay=False), help="Codebook YAML.")
-@click.option("--embedder", "embedder_name", default=None, hidden=True, help="Model name override (`fake` for tests).")
-def analyze(feed: str, codebook_path: str, embedder_name: str | None) -> None:
-    """Frame the entries of FEED (a file path or URL) and print one JSON line per (item, watch)."""
-    from framewatch.processing.framing.codebook import load_codebook
-
-    settings = Settings()
-    try:
-        codebook = load_codebook(codebook_path)
-    except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    try:
-        items = fetch_items(feed, settings)
-    except AnalyzeError as exc:
-        click.echo(f"error: cannot read feed {feed}: {exc}", err=True)
-        sys.exit(1)
-    if not items:
-        return
+def analyze_feed(feed: str, codebook_path: str, settings: Settings, embedder_name: str | None = None) -> list[FramedItem]:
+    """Frame every entry of *feed* with the codebook; raises ConfigError or AnalyzeError."""
     from framewatch.processing.framing.cli import stage_config
+    from framewatch.processing.framing.codebook import load_codebook
     from framewatch.processing.framing.embed import make_embedder
     from framewatch.processing.framing.stage import FrameStage
 
+    codebook = load_codebook(codebook_path)
+    items = fetch_items(feed, settings)
+    if not items:
+        return []
     embedder = make_embedder(embedder_name or settings.model_name, precision=settings.model_precision)
     stage = FrameStage(codebook, embedder, config=stage_config(settings))
     records, _report, _failures = stage.frame_items([(None, item) for item in items])
-    for record in records:
-        click.echo(json.dumps(summary_line(record), ensure_ascii=False))
+    return records

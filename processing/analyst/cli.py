@@ -1,20 +1,32 @@
-"""``framewatch eval``: measure frame assignment (or clustering) on labelled JSONL.
+"""The analyst's offline commands: ``framewatch eval``, ``analyze`` and ``codebook``
+(validate, train, clusters, promote).
 
-Progress goes to stderr; the last line on stdout is one JSON object with the figures.
+None of them touches Kafka. Progress goes to stderr, results to stdout (JSON lines, or one JSON
+object for ``eval``); a user mistake ends in one ``error:`` line and exit code 2, a feed that
+cannot be read in exit code 1.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
-from framewatch.errors import FramewatchError
+from framewatch.errors import ConfigError, FramewatchError
+from framewatch.service import EXIT_RUNTIME, fail, load_settings
 
 
 def _progress(message: str) -> None:
     click.echo(message, err=True)
+
+
+def processor_state_dir() -> Path:
+    """The processor's state folder under FRAMEWATCH_STATE_DIR (where its clusters live)."""
+    from framewatch.processing.framing.cli import state_dir_of
+
+    return state_dir_of(load_settings())
 
 
 @click.command("eval")
@@ -44,7 +56,6 @@ def eval_cmd(
     from framewatch.processing.framing.codebook import load_codebook
     from framewatch.processing.framing.embed import make_embedder
     from framewatch.processing.framing.train import TrainConfig
-    from framewatch.settings import Settings
 
     try:
         if threads:
@@ -53,7 +64,8 @@ def eval_cmd(
             torch.set_num_threads(threads)
         codebook = load_codebook(codebook_path)
         watch = codebook.watch(watch_id) if watch_id else codebook.watches[0]
-        name = model_name or Settings().model_name
+        settings = load_settings()
+        name = model_name or settings.model_name
         train = TrainConfig(finetune=mode in ("trained", "few-shot") if finetune is None else finetune, threads=threads, seed=seed, with_frozen=with_frozen)
         if epochs is not None:
             train = replace(train, epochs=epochs)
@@ -63,9 +75,118 @@ def eval_cmd(
             train = replace(train, finetune=False)
         examples = load_labelled(data)
         _progress(f"{len(examples)} examples, watch {watch.id!r}, mode {mode}, model {name}")
-        embedder = make_embedder(name, precision=precision or Settings().model_precision)
+        embedder = make_embedder(name, precision=precision or settings.model_precision)
         options = EvalOptions(mode=mode, shots=shots, seed=seed, adapt=adapt, train=train, model_name=name)
         result = evaluate(examples, watch, embedder, options, _progress)
     except FramewatchError as exc:
-        raise click.ClickException(str(exc)) from exc
+        fail(str(exc))
     sys.stdout.write(json.dumps(result, sort_keys=True) + "\n")
+
+
+@click.command("analyze")
+@click.argument("feed")
+@click.option("--codebook", "codebook_path", required=True, type=click.Path(dir_okay=False), help="Codebook YAML.")
+@click.option("--embedder", "embedder_name", default=None, hidden=True, help="Model name override (`fake` for tests).")
+def analyze(feed: str, codebook_path: str, embedder_name: str | None) -> None:
+    """Frame the entries of FEED (a file path or URL) and print one JSON line per (item, watch)."""
+    from framewatch.processing.analyst.analyze import AnalyzeError, analyze_feed, summary_line
+
+    try:
+        records = analyze_feed(feed, codebook_path, load_settings(), embedder_name)
+    except ConfigError as exc:
+        fail(str(exc))
+    except AnalyzeError as exc:
+        fail(f"cannot read feed {feed}: {exc}", EXIT_RUNTIME)
+    for record in records:
+        click.echo(json.dumps(summary_line(record), ensure_ascii=False))
+
+
+@click.group("codebook")
+def codebook() -> None:
+    """Work with codebooks (watches and their frames)."""
+
+
+@codebook.command("validate")
+@click.argument("path", type=click.Path(dir_okay=False))
+def validate(path: str) -> None:
+    """Check a codebook file; print its watches and version, or the error (file:line: field)."""
+    from framewatch.processing.framing.codebook import load_codebook
+
+    try:
+        cb = load_codebook(path)
+    except FramewatchError as exc:
+        fail(str(exc))
+    for w in cb.watches:
+        shots = sum(len(f.examples) for f in w.frames)
+        click.echo(f"{w.id}: {len(w.frames)} frames, {shots} examples, match={'yes' if w.match else 'all items'}")
+    click.echo(f"ok: {path} version {cb.version}")
+
+
+@codebook.command("train")
+@click.argument("data", type=click.Path(exists=True, dir_okay=False))
+@click.option("--codebook", "codebook_path", required=True, type=click.Path(exists=True, dir_okay=False), help="Codebook YAML.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Artifact folder to write.")
+@click.option("--watch", "watch_id", default=None, help="Watch to train (default: the first).")
+@click.option("--model", "model_name", default=None, help="Base sentence-transformers model (default FRAMEWATCH_MODEL_NAME).")
+@click.option("--finetune/--no-finetune", default=True, show_default=True, help="Contrastive fine-tune of the encoder before the head.")
+@click.option("--epochs", type=int, default=4, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=None, help="torch CPU threads.")
+def train(
+    data: str, codebook_path: str, out: str, watch_id: str | None, model_name: str | None, finetune: bool,
+    epochs: int, seed: int, threads: int | None,
+) -> None:
+    """Fit a frame classifier on labelled JSONL DATA and save it as a versioned artifact."""
+    from framewatch.processing.analyst.evaluate import load_labelled
+    from framewatch.processing.framing.codebook import load_codebook
+    from framewatch.processing.framing.embed import make_embedder
+    from framewatch.processing.framing.train import TrainConfig, save_artifact, train_watch
+
+    try:
+        cb = load_codebook(codebook_path)
+        watch = cb.watch(watch_id) if watch_id else cb.watches[0]
+        name = model_name or load_settings().model_name
+        config = TrainConfig(finetune=finetune and not name.startswith("fake"), epochs=epochs, seed=seed, threads=threads)
+        examples = load_labelled(data)
+        base = make_embedder(name) if not config.finetune else None
+        result = train_watch(watch, examples, config=config, model_name=name, base_embedder=base, progress=lambda m: click.echo(m, err=True))
+        path = save_artifact(out, result, watch=watch, codebook_version=cb.version, model_name=name, examples=examples, config=config)
+    except FramewatchError as exc:
+        fail(str(exc))
+    sys.stdout.write(json.dumps({"artifact": str(path), "seconds": round(result.seconds, 1), "n": len(examples)}) + "\n")
+
+
+@codebook.command("promote")
+@click.argument("watch_id", metavar="WATCH")
+@click.argument("cluster_id", metavar="CLUSTER_ID")
+@click.option("--codebook", "codebook_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Codebook YAML to edit.")
+@click.option("--id", "frame_id", required=True, help="Id of the new frame.")
+@click.option("--label", required=True, help="Human label of the new frame.")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Processor state folder (default: FRAMEWATCH_STATE_DIR/processing).")
+def promote(watch_id: str, cluster_id: str, codebook_path: Path, frame_id: str, label: str, state_dir: Path | None) -> None:
+    """Name emergent cluster CLUSTER_ID of WATCH as a new frame in the codebook."""
+    from framewatch.processing.analyst.promote import promote_cluster
+
+    state_dir = state_dir or processor_state_dir()
+    try:
+        promote_cluster(codebook_path, state_dir, watch_id, cluster_id, frame_id, label)
+    except (ConfigError, ValueError, OSError) as exc:
+        fail(str(exc))
+    click.echo(f"added frame {frame_id!r} to watch {watch_id!r} in {codebook_path} from {cluster_id}")
+
+
+@codebook.command("clusters")
+@click.argument("watch_id", metavar="WATCH")
+@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Processor state folder (default: FRAMEWATCH_STATE_DIR/processing).")
+@click.option("--min-size", type=int, default=2, show_default=True, help="Smallest cluster listed.")
+def clusters(watch_id: str, state_dir: Path | None, min_size: int) -> None:
+    """List WATCH's emergent framings (id, keyword label, size, representative passages) as JSON lines."""
+    from framewatch.processing.framing.cluster import OnlineClusterer
+
+    state_dir = state_dir or processor_state_dir()
+    for s in OnlineClusterer.load(state_dir / "clusters" / watch_id).summaries(min_size):
+        click.echo(json.dumps({
+            "id": s.id, "label": s.label, "size": s.size, "weight": s.weight,
+            "first_seen": s.first_seen.isoformat(), "last_seen": s.last_seen.isoformat(),
+            "representatives": list(s.representatives),
+        }, ensure_ascii=False))

@@ -169,13 +169,14 @@ def evaluate(
 ) -> dict[str, Any]:
     """Run one evaluation and return its metrics dict (the CLI prints it as JSON)."""
     started = time.monotonic()
+    if options.mode == CLUSTER:
+        # clustering never reads the frames: any labels (stories, events) are the truth here
+        result = evaluate_clustering(examples, embedder, progress)
+        return {**result, "n": len(examples), "mode": CLUSTER, "folds": 0, "seconds": round(time.monotonic() - started, 1)}
     frames = watch.frame_ids
     unknown = sorted({lab for ex in examples for lab in ex.labels} - set(frames))
     if unknown:
         raise ConfigError(f"data has labels not in watch {watch.id!r}: {unknown}")
-    if options.mode == CLUSTER:
-        result = evaluate_clustering(examples, embedder, progress)
-        return {**result, "n": len(examples), "mode": CLUSTER, "folds": 0, "seconds": round(time.monotonic() - started, 1)}
     if options.mode not in MODES:
         raise ConfigError(f"unknown mode {options.mode!r} (choose from {list(MODES)})")
     folds = sorted({fold_of(ex) for ex in examples})

@@ -1,4 +1,4 @@
-"""``framewatch codebook promote``: turn an emergent cluster into a named codebook frame.
+"""Promoting an emergent cluster into a named codebook frame (``framewatch codebook promote``).
 
 The new frame is inserted as text after the watch's last frame, so the rest of the YAML (comments,
 order, quoting) stays exactly as the analyst wrote it. Its description comes from the cluster's
@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
-import click
 import yaml
 
 from framewatch.errors import ConfigError
@@ -116,42 +114,3 @@ def promote_cluster(
     tmp.write_text(new_text, encoding="utf-8")
     os.replace(tmp, codebook_path)
     return new_text
-
-
-@click.command("promote")
-@click.argument("watch_id", metavar="WATCH")
-@click.argument("cluster_id", metavar="CLUSTER_ID")
-@click.option("--codebook", "codebook_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Codebook YAML to edit.")
-@click.option("--id", "frame_id", required=True, help="Id of the new frame.")
-@click.option("--label", required=True, help="Human label of the new frame.")
-@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Processor state folder (default: FRAMEWATCH_STATE_DIR/processing).")
-def promote(watch_id: str, cluster_id: str, codebook_path: Path, frame_id: str, label: str, state_dir: Path | None) -> None:
-    """Name emergent cluster CLUSTER_ID of WATCH as a new frame in the codebook."""
-    if state_dir is None:
-        from framewatch.settings import Settings
-
-        state_dir = Settings().state_dir / "processing"
-    try:
-        promote_cluster(codebook_path, state_dir, watch_id, cluster_id, frame_id, label)
-    except (ConfigError, ValueError, OSError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    click.echo(f"added frame {frame_id!r} to watch {watch_id!r} in {codebook_path} from {cluster_id}")
-
-
-@click.command("clusters")
-@click.argument("watch_id", metavar="WATCH")
-@click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Processor state folder (default: FRAMEWATCH_STATE_DIR/processing).")
-@click.option("--min-size", type=int, default=2, show_default=True, help="Smallest cluster listed.")
-def clusters(watch_id: str, state_dir: Path | None, min_size: int) -> None:
-    """List WATCH's emergent framings (id, keyword label, size, representative passages) as JSON lines."""
-    if state_dir is None:
-        from framewatch.settings import Settings
-
-        state_dir = Settings().state_dir / "processing"
-    for s in OnlineClusterer.load(state_dir / "clusters" / watch_id).summaries(min_size):
-        click.echo(json.dumps({
-            "id": s.id, "label": s.label, "size": s.size, "weight": s.weight,
-            "first_seen": s.first_seen.isoformat(), "last_seen": s.last_seen.isoformat(),
-            "representatives": list(s.representatives),
-        }, ensure_ascii=False))

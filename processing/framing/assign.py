@@ -81,6 +81,8 @@ def frame_prompts(watch: Watch) -> list[str]:
 
 def zero_shot_prototypes(watch: Watch, embedder: Embedder, templates: Sequence[str] = ZERO_SHOT_TEMPLATES) -> np.ndarray:
     """Unit prototype per frame: the mean of its embedded *templates* (filled with label, description)."""
+    if not watch.frames:
+        return np.zeros((0, 1), dtype=np.float32)
     per_template = [
         embedder.embed([t.format(label=f.label, description=f.description) for f in watch.frames]) for t in templates
     ]
@@ -95,6 +97,8 @@ class PrototypeScorer:
 
     def scores(self, vectors: np.ndarray) -> np.ndarray:
         """Cosines (n, n_frames)."""
+        if not len(self.prototypes):
+            return np.zeros((len(vectors), 0), dtype=np.float32)
         return np.asarray(vectors, dtype=np.float32) @ self.prototypes.T
 
     def adapted(self, unlabelled: np.ndarray, *, weight: float = 1.0) -> PrototypeScorer:
@@ -164,6 +168,8 @@ class FrameAssigner:
 
     def _decide(self, vector: np.ndarray, row: np.ndarray) -> Assignment:
         cfg = self.config
+        if not len(row):  # a watch without frames: everything is left to emergent clustering
+            return Assignment(None, (), 0.0, 0.0, (), ())
         order = np.argsort(-row, kind="stable")
         best = float(row[order[0]])
         second = float(row[order[1]]) if len(order) > 1 else float("-inf")
@@ -245,7 +251,8 @@ def build_assigner(
     """The strongest assigner the inputs allow: trained > few-shot > zero-shot."""
     if artifact_path:
         return trained_assigner(watch, artifact_path, embedder, config)
-    if any(f.examples for f in watch.frames):
+    if len(watch.frames) >= 2 and any(f.examples for f in watch.frames):
+        # a softmax head needs two frames; one frame is scored by cosine to its description
         return few_shot_assigner(watch, embedder, config=config)
     return zero_shot_assigner(watch, embedder, config)
 

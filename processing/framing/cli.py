@@ -1,7 +1,8 @@
 """The processing consumer: raw items from Kafka through the frame stage to framed records.
 
-``framewatch process --codebook CB`` runs :func:`run_processor` with a health/metrics endpoint and
-stops cleanly on SIGTERM or SIGINT (the batch in hand is produced and committed first). Delivery
+``framewatch process --codebook CB`` runs :func:`run_processor` as a component
+(:func:`~framewatch.service.run_component`: health endpoint, heartbeat, and a clean stop on
+SIGTERM or SIGINT, the batch in hand produced and committed first). Delivery
 is at-least-once; the stage is deterministic and keys are ``framed_key(item, watch)``, so a
 re-delivered item yields the same record under the same key.
 """
@@ -9,8 +10,6 @@ re-delivered item yields the same record under the same key.
 from __future__ import annotations
 
 import logging
-import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,12 @@ from typing import Any
 import click
 from prometheus_client import CollectorRegistry
 
-from framewatch.errors import ConfigError
-from framewatch.health import HealthServer
 from framewatch.kafka_io import ensure_topics, make_consumer, make_producer, run_stage
 from framewatch.metrics import PipelineMetrics, ProcessingMetrics
 from framewatch.processing.framing.cluster import ClusterConfig
 from framewatch.processing.framing.codebook import Codebook, load_codebook
 from framewatch.processing.framing.stage import FrameStage, StageConfig
+from framewatch.service import Component, load_settings, run_component, user_errors
 from framewatch.settings import DEAD_LETTERS, FRAMED_ITEMS, RAW_ITEMS, Settings
 
 log = logging.getLogger(__name__)
@@ -91,33 +89,38 @@ def run_processor(
     ready: threading.Event | None = None,
     max_batches: int | None = None,
     idle_stop_s: float | None = None,
+    serve_metrics: bool = False,
 ) -> int:
     """Frame raw items until *stop_event* is set; returns messages handled.
 
     Raises ConfigError (naming the field) for an invalid codebook before touching Kafka.
     """
     codebook = load_codebook(codebook_path)
-    registry = registry if registry is not None else CollectorRegistry()
-    stage = build_stage(settings, codebook, embedder, registry=registry, artifact=artifact)
-    ensure_topics(settings, [settings.topic(t) for t in (RAW_ITEMS, FRAMED_ITEMS, DEAD_LETTERS)])
-    consumer = make_consumer(settings, settings.group_id(COMPONENT), [settings.topic(RAW_ITEMS)])
-    producer = make_producer(settings)
-    if ready is not None:
-        ready.set()
-    log.info(
-        "processing %s with codebook %s (version %s), model %s",
-        settings.topic(RAW_ITEMS), codebook.path, codebook.version, stage.embedder.model_id,
-    )
-    try:
+
+    def body(component: Component) -> int:
+        stage = build_stage(settings, codebook, embedder, registry=component.registry, artifact=artifact)
+        component.closing("segment memory", lambda: stage.save(force=True))
+        ensure_topics(settings, [settings.topic(t) for t in (RAW_ITEMS, FRAMED_ITEMS, DEAD_LETTERS)])
+        consumer = make_consumer(settings, settings.group_id(COMPONENT), [settings.topic(RAW_ITEMS)])
+        component.closing("consumer", consumer.close)
+        producer = make_producer(settings)
+        component.closing("producer", lambda: producer.close(timeout=10))
+        component.ready.set()
+        if ready is not None:
+            ready.set()
+        log.info(
+            "processing %s with codebook %s (version %s), model %s",
+            settings.topic(RAW_ITEMS), codebook.path, codebook.version, stage.embedder.model_id,
+        )
         return run_stage(
             consumer=consumer, producer=producer, stage=stage, settings=settings,
-            metrics=PipelineMetrics(registry, COMPONENT), stop=stop_event,
-            max_batches=max_batches, idle_stop_s=idle_stop_s,
+            metrics=PipelineMetrics(component.registry, COMPONENT), stop=component.stop,
+            max_batches=max_batches, idle_stop_s=idle_stop_s, heartbeat=component.heartbeat.beat,
         )
-    finally:
-        stage.save(force=True)
-        producer.close(timeout=10)
-        consumer.close()
+
+    return run_component(
+        COMPONENT, settings, body, stop=stop_event, registry=registry, serve_health=serve_metrics,
+    )
 
 
 @click.command("process")
@@ -125,25 +128,7 @@ def run_processor(
 @click.option("--artifact", type=click.Path(file_okay=False, path_type=Path), default=None, help="Trained assigner artifact folder (from `framewatch codebook train`).")
 def process(codebook_path: str, artifact: Path | None) -> None:
     """Frame raw items from Kafka into framed records (runs until SIGTERM/SIGINT)."""
-    settings = Settings()
-    try:
+    settings = load_settings()
+    with user_errors():
         load_codebook(codebook_path)  # fail fast, before loading the model
-    except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    stop = threading.Event()
-    ready = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    registry = CollectorRegistry()
-    health = HealthServer(
-        registry, settings.metrics_host, settings.metrics_port, ready=ready.is_set,
-    ).start()
-    log.info("metrics on http://%s:%d/metrics", settings.metrics_host, health.port)
-    try:
-        run_processor(settings, codebook_path, stop, registry=registry, artifact=artifact, ready=ready)
-    except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    finally:
-        health.stop()
+        run_processor(settings, codebook_path, threading.Event(), artifact=artifact, serve_metrics=True)

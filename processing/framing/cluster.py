@@ -26,7 +26,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-EMERGENT_PREFIX = "emergent:"
+from framewatch.contracts import EMERGENT_PREFIX
+
 _WORD = re.compile(r"[a-z][a-z'-]{2,}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_TERMS = 300

@@ -207,18 +207,17 @@ def _read_watch(r: _Reader, node: _Node, field: str) -> Watch:
     wid = _read_id(r, m, field, node.line)
     title = r.text(m, "title", field, node.line)
     match = _read_match(r, m["match"], f"{field}.match") if m.get("match") is not None else None
-    if "frames" not in m:
-        raise r.fail(node.line, f"{field}.frames", "is required")
+    # No frames at all is a watch that only discovers emergent framings; one frame is a watch
+    # that tracks one framing against "everything else" (emergent or unframed).
     frames: list[Frame] = []
     seen: set[str] = set()
-    for j, fnode in enumerate(r.sequence(m["frames"], f"{field}.frames")):
+    frame_nodes = r.sequence(m["frames"], f"{field}.frames") if m.get("frames") is not None else []
+    for j, fnode in enumerate(frame_nodes):
         frame = _read_frame(r, fnode, f"{field}.frames[{j}]")
         if frame.id in seen:
             raise r.fail(fnode.line, f"{field}.frames[{j}].id", f"duplicate frame id {frame.id!r}")
         seen.add(frame.id)
         frames.append(frame)
-    if len(frames) < 2:
-        raise r.fail(m["frames"].line, f"{field}.frames", "needs at least two frames")
     assert title is not None
     return Watch(id=wid, title=title, match=match, frames=tuple(frames))
 

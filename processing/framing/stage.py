@@ -406,9 +406,12 @@ def shares_of(segments: Sequence[FramedSegment]) -> dict[str, float]:
 
 
 def anchor_vectors(watch: Watch, embedder: Any) -> np.ndarray:
-    """Unit vectors of each frame's "label: description" and examples (what "framed" is near)."""
+    """Unit vectors of each frame's "label: description" and examples (what "framed" is near);
+    a watch without frames is anchored on its title and match description (what it is about)."""
     texts = [f"{f.label}: {f.description}" for f in watch.frames]
     texts += [e for f in watch.frames for e in f.examples]
+    if not texts:
+        texts = [watch.title] + ([watch.match.description] if watch.match and watch.match.description else [])
     return np.asarray(embedder.embed(texts), dtype=np.float32)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from framewatch import contracts
 from framewatch.contracts import (
+    EMERGENT_PREFIX,
     AggregateContribution,
     AggregateRow,
     FramedItem,
@@ -20,7 +21,7 @@ from framewatch.contracts import (
     lone_surrogate,
 )
 from framewatch.errors import DecodeError
-from framewatch.processing.trends.counts import EMERGENT_PREFIX, RowValues
+from framewatch.processing.trends.counts import RowValues
 from framewatch.timeutil import format_utc, parse_utc
 
 try:  # optional accelerator of the hot decode (see fast_contribution); json alone decides the same

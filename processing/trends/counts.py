@@ -38,15 +38,16 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 
 from framewatch.contracts import (
+    ANY,
+    BUCKETS,
+    EMERGENT_PREFIX,
     AggregateContribution,
     AggregateRow,
     AlertItem,
     aggregate_key,
 )
 
-ALL = "*"  # the frame (watch total) or outlet (all outlets) of a summed row
-EMERGENT_PREFIX = "emergent:"
-GRANULARITIES: dict[str, int] = {"5m": 300, "1h": 3600, "1d": 86400}
+GRANULARITIES = BUCKETS  # granularity -> seconds (contracts.BUCKETS)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # (watch, outlet, granularity, bucket_start_s, frame) -> counts
@@ -102,10 +103,10 @@ class BatchDeltas:
             cells = self.finest[(c.watch_id, t)] = {}
         p, segments = c.partition, c.segment_frames
         total_segs = sign * sum(segments.values()) if sign else 0
-        for outlet in ((ALL, c.outlet or "unknown") if self.by_outlet else (ALL,)):
+        for outlet in ((ANY, c.outlet or "unknown") if self.by_outlet else (ANY,)):
             acc = cells.setdefault((c.frame, outlet, p), [0, 0])
             acc[0] += sign
-            acc = cells.setdefault((ALL, outlet, p), [0, 0])
+            acc = cells.setdefault((ANY, outlet, p), [0, 0])
             acc[0] += sign
             acc[1] += total_segs
             for frame, n in segments.items():
@@ -201,7 +202,7 @@ class AggregateState:
             deltas.add(c, published_s, 1)
             contributions[c.key] = c
             if c.frame is not None:
-                index[(c.watch_id, c.frame, published_s - published_s % 300)].add(c.key)
+                index[(c.watch_id, c.frame, published_s - published_s % _FINEST_S)].add(c.key)
             changed.append(c)
         rows = self._apply_deltas(deltas) if len(deltas) else []
         return Applied(rows, changed, new_items)
@@ -248,7 +249,7 @@ class AggregateState:
             total = self.totals.setdefault(key, [0, 0])
             total[0] += d_items
             total[1] += d_segs
-            if r.granularity == "5m" and r.items > 0 and r.frame != ALL:
+            if r.granularity == _FINEST and r.items > 0 and r.frame != ANY:
                 self.frames[r.watch_id].add(r.frame)
                 first = self.first_seen.get((r.watch_id, r.frame))
                 self.first_seen[(r.watch_id, r.frame)] = bucket if first is None else min(first, bucket)
@@ -280,7 +281,7 @@ class AggregateState:
                         total = totals[key] = [0, 0]
                     total[0] += items
                     total[1] += segs
-                    if finest and items > 0 and frame != ALL:
+                    if finest and items > 0 and frame != ANY:
                         self.frames[watch].add(frame)
                         first = self.first_seen.get((watch, frame))
                         self.first_seen[(watch, frame)] = bucket if first is None else min(first, bucket)
@@ -291,11 +292,11 @@ class AggregateState:
         if c.frame is not None:
             if published_s is None:
                 published_s = int(c.published_at.timestamp())
-            self.index[(c.watch_id, c.frame, published_s - published_s % 300)].discard(c.key)
+            self.index[(c.watch_id, c.frame, published_s - published_s % _FINEST_S)].discard(c.key)
 
     # --- reads ------------------------------------------------------------------------------
 
-    def count(self, watch: str, frame: str, granularity: str, bucket_s: int, outlet: str = ALL) -> int:
+    def count(self, watch: str, frame: str, granularity: str, bucket_s: int, outlet: str = ANY) -> int:
         """Items of *frame* (``*`` for all) in one bucket, summed over partitions."""
         return self.totals.get((watch, outlet, granularity, bucket_s, frame), (0, 0))[0]
 
@@ -303,7 +304,7 @@ class AggregateState:
         """The best-scoring items of *frame* published in [start_s, end_s), as alert evidence."""
         found = [
             self.contributions[k]
-            for b in range(start_s - start_s % 300, end_s, 300)
+            for b in range(start_s - start_s % _FINEST_S, end_s, _FINEST_S)
             for k in self.index.get((watch, frame, b), ())
         ]
         found = [c for c in found if start_s <= c.published_at.timestamp() < end_s]
@@ -341,34 +342,11 @@ def _bucket_time(bucket_s: int) -> datetime:
 def share_of_voice(counts: pl.DataFrame) -> pl.DataFrame:
     """Add ``share``: a frame's items over the watch total of the same bucket (and outlet)."""
     keys = ["watch", "outlet", "granularity", "bucket"]
-    totals = counts.filter(pl.col("frame") == ALL).select([*keys, pl.col("items").alias("total")])
+    totals = counts.filter(pl.col("frame") == ANY).select([*keys, pl.col("items").alias("total")])
     return (
-        counts.filter(pl.col("frame") != ALL)
+        counts.filter(pl.col("frame") != ANY)
         .join(totals, on=keys, how="left")
         .with_columns(share=pl.when(pl.col("total") > 0).then(pl.col("items") / pl.col("total")).otherwise(0.0))
-    )
-
-
-def window_shares(counts: pl.DataFrame, now_s: int, window_s: int, outlet: str = ALL) -> pl.DataFrame:
-    """Share of voice per watch x frame over the trailing window ``[now - window, now)``.
-
-    Built from 5 min buckets for windows up to a day (1 h buckets beyond); a bucket counts when
-    it starts inside the window.
-    """
-    gran = "5m" if window_s <= 86400 else "1h"
-    step = GRANULARITIES[gran]
-    first = -(-(now_s - window_s) // step) * step  # first bucket starting inside the window
-    win = counts.filter(
-        (pl.col("granularity") == gran) & (pl.col("outlet") == outlet)
-        & (pl.col("bucket") >= first) & (pl.col("bucket") < now_s)
-    )
-    summed = win.group_by(["watch", "frame"]).agg(pl.col("items").sum())
-    totals = summed.filter(pl.col("frame") == ALL).select(["watch", pl.col("items").alias("total")])
-    return (
-        summed.filter(pl.col("frame") != ALL)
-        .join(totals, on="watch", how="left")
-        .with_columns(share=pl.when(pl.col("total") > 0).then(pl.col("items") / pl.col("total")).otherwise(0.0))
-        .sort(["watch", "frame"])
     )
 
 

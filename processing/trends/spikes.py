@@ -26,10 +26,10 @@ from typing import Protocol
 
 import numpy as np
 
-ALL = "*"
-EMERGENT_PREFIX = "emergent:"
-STEP_S = 300
-WINDOW_S = 3600
+from framewatch.contracts import ANY, BUCKETS, EMERGENT_PREFIX
+
+STEP_S = BUCKETS["5m"]
+WINDOW_S = BUCKETS["1h"]
 SHARE_SPIKE = "share_spike"
 EMERGENT_GROWTH = "emergent_growth"
 RULES = (SHARE_SPIKE, EMERGENT_GROWTH)
@@ -38,7 +38,7 @@ RULES = (SHARE_SPIKE, EMERGENT_GROWTH)
 class CountsView(Protocol):
     """Item counts by watch, frame (``*`` = all), granularity and bucket start (epoch seconds)."""
 
-    def count(self, watch: str, frame: str, granularity: str, bucket_s: int, outlet: str = ALL) -> int: ...
+    def count(self, watch: str, frame: str, granularity: str, bucket_s: int, outlet: str = ANY) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,10 +152,10 @@ def baseline(view: CountsView, watch: str, frame: str, start_s: int, cfg: SpikeC
 
     Whole (1 h bucket) hours keep it cheap and stable: it changes once an hour, not every step.
     """
-    hour = start_s - start_s % 3600
-    starts = [hour - (i + 1) * 3600 for i in range(cfg.baseline_hours)]
+    hour = start_s - start_s % WINDOW_S
+    starts = [hour - (i + 1) * WINDOW_S for i in range(cfg.baseline_hours)]
     base_counts = [view.count(watch, frame, "1h", b) for b in starts]
-    base_totals = [view.count(watch, ALL, "1h", b) for b in starts]
+    base_totals = [view.count(watch, ANY, "1h", b) for b in starts]
     p0, n_eff = ewma_share(base_counts, base_totals, cfg.halflife_h)
     return p0, n_eff, sum(base_totals)
 
@@ -166,7 +166,7 @@ def evaluate_share(
     """The share_spike rule for one watch x frame and the window ending at *end_s*."""
     start = end_s - cfg.window_s
     count = window_count(view, watch, frame, start, end_s)
-    total = window_count(view, watch, ALL, start, end_s)
+    total = window_count(view, watch, ANY, start, end_s)
     p0, n_eff, base_items = base if base is not None else baseline(view, watch, frame, start, cfg)
     observed = count / total if total else 0.0
     z = share_z(count, total, p0, n_eff)
@@ -185,9 +185,9 @@ def evaluate_emergent(
     """The emergent_growth rule: a new emergent framing growing fast in the window ending at *end_s*."""
     start = end_s - cfg.window_s
     count = window_count(view, watch, frame, start, end_s)
-    total = window_count(view, watch, ALL, start, end_s)
+    total = window_count(view, watch, ANY, start, end_s)
     previous = window_count(view, watch, frame, start - cfg.window_s, start)
-    prev_total = window_count(view, watch, ALL, start - cfg.window_s, start)
+    prev_total = window_count(view, watch, ANY, start - cfg.window_s, start)
     growth = (count + 1) / (previous + 1)
     is_new = first_seen_s is not None and end_s - first_seen_s <= cfg.emergent_new_within_s
     fires = (
@@ -228,12 +228,12 @@ class SpikeDetector:
         """Evaluate every frame of *watch* on the current window; return those that fire."""
         end = current_window_end(now_s)
         fired = []
-        for frame in sorted(set(frames) - {ALL}):
+        for frame in sorted(set(frames) - {ANY}):
             if frame.startswith(EMERGENT_PREFIX):
                 ev = evaluate_emergent(view, watch, frame, end, (first_seen or {}).get((watch, frame)), self.cfg)
             else:
                 start = end - self.cfg.window_s
-                hour = start - start % 3600
+                hour = start - start % WINDOW_S
                 base = self._baselines.get((watch, frame, hour))
                 if base is None:
                     if len(self._baselines) > 100_000:

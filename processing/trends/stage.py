@@ -18,7 +18,7 @@ from framewatch import contracts
 from framewatch.contracts import AggregateContribution, Alert, FramedItem, alert_key
 from framewatch.errors import DecodeError
 from framewatch.kafka_io import Failure, Message, Outgoing, StageOutput
-from framewatch.metrics import FramingMetrics
+from framewatch.metrics import TrendMetrics
 from framewatch.processing.trends.codec import (
     contribution_of,
     contribution_to_json,
@@ -73,7 +73,7 @@ class AggregateStage:
         aggregates_topic: str,
         alerts_topic: str,
         clock: Callable[[], datetime],
-        metrics: FramingMetrics | None = None,
+        metrics: TrendMetrics | None = None,
         sink: Callable[[list[AggregateContribution], list[RowValues]], None] | None = None,
         owned: Callable[[], set[int]] | None = None,
         evaluates: Callable[[str], bool] | None = None,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from framewatch.processing.analyst.analyze import analyze
+from framewatch.processing.analyst.cli import analyze
 from tests.helpers.feed_server import FeedServer, Route
 from tests.helpers.paths import ROOT
 

@@ -125,11 +125,20 @@ def test_cli_prints_json_last(tmp_path: Path) -> None:
 
 
 def test_cluster_mode_scores(tmp_path: Path) -> None:
-    pytest.importorskip("framewatch.processing.framing.cluster")
     result = evaluate(dataset(), WATCH, FakeEmbedder(64), EvalOptions(mode="cluster"))
     assert result["mode"] == "cluster"
     assert {"nmi", "ari", "v_measure"} <= set(result)
     assert 0.0 <= result["nmi"] <= 1.0
+
+
+def test_cluster_mode_takes_any_labels_as_the_truth() -> None:
+    """Clustering never reads the frames: story labels need no made-up codebook."""
+    stories = [LabelledText(f"s{i}", f"story {'abc'[i % 3]} news {'abc'[i % 3]} report", (f"story-{'abc'[i % 3]}",))
+               for i in range(30)]
+    result = evaluate(stories, WATCH, FakeEmbedder(64), EvalOptions(mode="cluster"))
+    assert result["n"] == 30 and result["nmi"] == pytest.approx(1.0)
+    with pytest.raises(ConfigError, match="labels not in watch"):  # framing modes still check
+        evaluate(stories, WATCH, FakeEmbedder(64), EvalOptions(mode="few-shot"))
 
 
 def test_gvfc_zero_shot_with_fake_embedder(shared_dir: Path) -> None:

@@ -191,8 +191,9 @@ def test_run_processor_in_process_counts_metrics(
 
 def test_invalid_codebook_stops_start_up_with_the_field(tmp_path: Path) -> None:
     bad = tmp_path / "cb.yaml"
-    bad.write_text("watches:\n  - id: w\n    title: W\n    frames:\n      - id: a\n        label: A\n", encoding="utf-8")
+    bad.write_text("watches:\n  - id: w\n    title: W\n    frames:\n      - {id: a, label: A, description: a}\n"
+                   "      - {id: a, label: B, description: b}\n", encoding="utf-8")
     result = CliRunner().invoke(process, ["--codebook", str(bad)])
     assert result.exit_code == 2
-    assert "frames" in result.output and "Traceback" not in result.output
+    assert "frames[1].id" in result.output and "duplicate" in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1

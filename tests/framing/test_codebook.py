@@ -87,10 +87,16 @@ def test_missing_file_and_missing_watches(tmp_path: Path) -> None:
         load_codebook(write(tmp_path, "version: 1\n"))
 
 
-def test_single_frame_and_threshold_without_description_rejected() -> None:
-    one = "watches:\n  - id: w\n    title: W\n    frames:\n      - {id: a, label: A, description: d}\n"
-    with pytest.raises(ConfigError, match=r"<codebook>:4: watches\[0\]\.frames: needs at least two"):
-        parse_codebook(one)
+def test_watches_with_one_frame_or_none_are_real_uses() -> None:
+    """One frame: track one framing against everything else. No frames: only discover."""
+    one = parse_codebook("watches:\n  - id: w\n    title: W\n    frames:\n      - {id: a, label: A, description: d}\n")
+    assert one.watch("w").frame_ids == ("a",)
+    discover = parse_codebook("watches:\n  - id: d\n    title: Discover\n    match: {any: [credit]}\n")
+    assert discover.watch("d").frame_ids == () and discover.watch("d").match is not None
+    assert parse_codebook("watches:\n  - id: e\n    title: E\n    frames: []\n").watch("e").frame_ids == ()
+
+
+def test_threshold_without_description_rejected() -> None:
     bad = GOOD.replace("      exclude: [credit card]\n", "      threshold: 0.4\n")
     with pytest.raises(ConfigError, match=r":6: watches\[0\]\.match\.threshold: needs a match description"):
         parse_codebook(bad)

@@ -211,6 +211,35 @@ def test_unframed_relevant_segments_form_stable_emergent_clusters(tmp_path: Path
     assert rec.segments[0].cluster in clusters
 
 
+def test_a_watch_without_frames_only_discovers_emergent_framings(tmp_path: Path) -> None:
+    cb = parse_codebook(
+        "watches:\n  - id: discover\n    title: social credit data privacy\n    match: {any: [social credit]}\n"
+    )
+    privacy = [
+        "social credit data privacy records leak personal information online",
+        "social credit personal data privacy records leak again",
+        "privacy of personal data records in social credit leak",
+    ]
+    st = FrameStage(cb, FakeEmbedder(), state_dir=tmp_path, config=StageConfig(cluster_min_score=-1.0))
+    recs, _, failures = st.frame_items([(None, raw(f"p{i}", t)) for i, t in enumerate(privacy)])
+    assert not failures and [r.key for r in recs] == [f"discover:p{i}" for i in range(3)]
+    assert all(s.frame is None and s.top == () for r in recs for s in r.segments)
+    clusters = {s.cluster for r in recs for s in r.segments}
+    assert len(clusters) == 1 and next(iter(clusters)).startswith("emergent:")
+
+
+def test_a_watch_with_one_frame_frames_what_is_near_it() -> None:
+    cb = parse_codebook(
+        "watches:\n  - id: one\n    title: One\n    frames:\n"
+        "      - id: dystopia\n        label: Surveillance dystopia\n"
+        "        description: cameras watch and punish citizens, an Orwellian dystopia\n"
+        "        examples: [cameras track every citizen and punish jaywalking]\n"
+    )
+    st = FrameStage(cb, FakeEmbedder(), config=FAKE)
+    recs, _, failures = st.frame_items([(None, raw("a", DYSTOPIA))])
+    assert not failures and recs[0].frame == "dystopia" and recs[0].segments[0].margin > 0
+
+
 @pytest.mark.model
 def test_real_model_frames_the_sample_codebook() -> None:
     from framewatch.processing.framing.codebook import load_codebook

@@ -16,9 +16,9 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from framewatch import contracts
-from framewatch.contracts import AggregateRow, DeadLetter, FramedItem
+from framewatch.contracts import ANY, AggregateRow, DeadLetter, FramedItem
 from framewatch.processing.trends.cli import group_id, run_aggregator
-from framewatch.processing.trends.counts import ALL, merge_partials
+from framewatch.processing.trends.counts import merge_partials
 from framewatch.processing.trends.parquet import read_table, read_totals
 from framewatch.settings import AGGREGATES, DEAD_LETTERS, FRAMED_ITEMS, Settings
 from tests.helpers.framed_records import T0, framed
@@ -52,7 +52,7 @@ def expected_totals(records: list[FramedItem]) -> dict[tuple[str, str], int]:
     latest = {r.key: r for r in records}
     out: dict[tuple[str, str], int] = {}
     for r in latest.values():
-        for frame in (r.frame or "unframed", ALL):
+        for frame in (r.frame or "unframed", ANY):
             out[(r.watch_id, frame)] = out.get((r.watch_id, frame), 0) + 1
     return out
 
@@ -62,7 +62,7 @@ def topic_totals(reader: Callable[..., list[tuple[bytes | None, bytes]]], settin
     merged = merge_partials(rows)
     out: dict[tuple[str, str], int] = {}
     for (watch, outlet, gran, _, frame), (n, _) in merged.items():
-        if gran == "1d" and outlet == ALL:
+        if gran == "1d" and outlet == ANY:
             out[(watch, frame)] = out.get((watch, frame), 0) + n
     return out
 
@@ -144,7 +144,7 @@ def test_undecodable_record_is_dead_lettered_and_the_rest_counted(
     assert read_table(root, "items").height == 30
     assert (root / "items" / "date=2026-11-26").is_dir()
     totals = read_totals(root)
-    day = totals.filter((totals["granularity"] == "1d") & (totals["frame"] == ALL))
+    day = totals.filter((totals["granularity"] == "1d") & (totals["frame"] == ANY))
     assert sorted(day["items"].to_list()) == [15, 15]
 
 
@@ -231,7 +231,7 @@ def test_kill_9_and_restart_mid_stream_keeps_every_count_exact(
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
     seen = topic_totals(topic_reader, settings)
-    assert 0 < seen.get(("w0", ALL), 0) + seen.get(("w1", ALL), 0) < 3000, "killed mid-stream"
+    assert 0 < seen.get(("w0", ANY), 0) + seen.get(("w1", ANY), 0) < 3000, "killed mid-stream"
     # more records after the crash, some of them re-deliveries and one a changed record
     changed = framed(3, watch="w1", frame="trust", at=first[3].published_at)
     later = items(200, start=3000) + first[:50] + [changed]

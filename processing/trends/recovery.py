@@ -1,0 +1,127 @@
+"""The aggregator's state protocol: restore on rebalance, follow the other instances, remember
+alerts already raised (in the spirit of quix-streams' ``state/recovery.py``).
+
+The aggregator's only state is the map key -> contribution, kept in the compacted
+``aggregate-state`` topic (see :mod:`~framewatch.processing.trends.counts`). Here:
+
+* :class:`StateRestorer` (a rebalance listener) reloads the contributions of newly assigned
+  framed-items partitions from that topic, and hands revoked ones over as foreign partials;
+* :class:`PartialsTail` reads every instance's partial rows back (no group), so each instance's
+  merged view, metrics and spike detection cover every partition;
+* :func:`owner_partition` picks the one instance that evaluates a watch's spikes;
+* :func:`restore_cooldowns` reads the alerts topic so a restart does not raise an alert again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import zlib
+
+from kafka import TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+
+from framewatch import contracts
+from framewatch.contracts import AggregateRow, Alert
+from framewatch.errors import DecodeError
+from framewatch.kafka_io import Tail, ensure_topics, read_to_end
+from framewatch.metrics import TrendMetrics
+from framewatch.processing.trends.codec import contribution_from_json
+from framewatch.processing.trends.counts import AggregateState
+from framewatch.processing.trends.spikes import SpikeDetector
+from framewatch.settings import AGGREGATE_STATE, AGGREGATES, ALERTS, Settings
+
+log = logging.getLogger(__name__)
+
+
+def ensure_state_topic(settings: Settings) -> str:
+    """Create the compacted state topic if needed; returns its full name."""
+    name = settings.topic(AGGREGATE_STATE)
+    ensure_topics(settings, [name], compacted=True)
+    return name
+
+
+class StateRestorer(ConsumerRebalanceListener):
+    """Keeps the in-memory state equal to the state topic for the assigned partitions."""
+
+    def __init__(
+        self, settings: Settings, state: AggregateState, framed_topic: str, lock: threading.Lock | None = None
+    ) -> None:
+        self.lock = lock or threading.Lock()
+        self.settings = settings
+        self.state = state
+        self.framed_topic = framed_topic
+        self.ready = threading.Event()
+        self.owned: set[int] = set()
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        """Hand partitions over: the new owner reloads them from the state topic; their counts
+        stay here as foreign partials until the new owner publishes newer rows."""
+        gone = {tp.partition for tp in revoked if tp.topic == self.framed_topic}
+        with self.lock:
+            self.owned -= gone
+            self.state.demote_partitions(gone)
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Load the contributions of newly assigned partitions from the state topic."""
+        wanted = {tp.partition for tp in assigned if tp.topic == self.framed_topic} - self.state.partitions()
+        if wanted:
+            latest = {}
+            for key, value in read_to_end(self.settings, self.settings.topic(AGGREGATE_STATE)):
+                if value is None or key is None:
+                    continue
+                c = contribution_from_json(value)
+                if c.partition in wanted:
+                    latest[c.key] = c
+            with self.lock:
+                self.state.drop_partitions(wanted)  # nothing half-known survives
+                n = self.state.load(latest.values())
+            log.info("restored %d contributions of partitions %s", n, sorted(wanted))
+        with self.lock:
+            self.owned |= {tp.partition for tp in assigned if tp.topic == self.framed_topic}
+        self.ready.set()
+
+
+class PartialsTail:
+    """Reads the partial rows every instance publishes (no group), for the merged view."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._tail = Tail(settings, settings.topic(AGGREGATES), "framewatch-aggregate-tail")
+
+    def poll(self) -> list[AggregateRow]:
+        """Rows published since the last call (non-blocking); undecodable ones are skipped
+        (the aggregator wrote them; a foreign writer's bytes are not ours to count)."""
+        rows = []
+        for value in self._tail.poll():
+            try:
+                rows.append(contracts.decode(AggregateRow, value))
+            except DecodeError:
+                continue
+        return rows
+
+    def close(self) -> None:
+        """Close the consumer."""
+        self._tail.close()
+
+
+def owner_partition(watch_id: str, partitions: int) -> int:
+    """The framed-items partition whose owner evaluates spikes of *watch_id* (one instance per watch)."""
+    return zlib.crc32(watch_id.encode("utf-8")) % max(1, partitions)
+
+
+def restore_cooldowns(settings: Settings, detector: SpikeDetector, metrics: TrendMetrics | None = None) -> int:
+    """Remember the alerts already raised, so a restart does not raise them again.
+
+    Their alert counters start at 0 in this process, so ``increase()`` over a window that spans
+    the restart still sees the series."""
+    n = 0
+    for _, value in read_to_end(settings, settings.topic(ALERTS)):
+        try:
+            alert = contracts.decode(Alert, value or b"")
+        except DecodeError:
+            continue
+        detector.remember(alert.watch_id, alert.frame, int(alert.window_start.timestamp()))
+        if metrics is not None:
+            metrics.alerts.labels(alert.watch_id, alert.frame, alert.rule)
+        n += 1
+    return n
