@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from framewatch.service import EXIT_RUNTIME, fail
+
 
 @click.group()
 def dashboards() -> None:
@@ -19,22 +21,27 @@ def dashboards() -> None:
     "--chart-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="Helm chart to copy dashboards and alert rules into (default helm/framewatch).",
 )
-def build(check: bool, chart_dir: Path | None) -> None:
+@click.option(
+    "--json-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Folder of the dashboard JSON (default dashboards/json).",
+)
+def build(check: bool, chart_dir: Path | None, json_dir: Path | None) -> None:
     """Regenerate dashboards/json/*.json and the Helm chart's copies."""
     from framewatch.dashboards.generate import (
         CHART_DIR,
+        JSON_DIR,
         expected_files,
         stale_files,
         write_files,
     )
 
-    files = expected_files(chart_dir or CHART_DIR)
+    files = expected_files(chart_dir or CHART_DIR, json_dir or JSON_DIR)
     if check:
         stale = stale_files(files)
         for path in stale:
             click.echo(f"stale: {path}", err=True)
         if stale:
-            raise click.ClickException("generated files are stale; run `framewatch dashboards build`")
+            fail("generated files are stale; run `framewatch dashboards build`", EXIT_RUNTIME)
         click.echo(f"{len(files)} generated files are current")
         return
     for path in write_files(files):
@@ -53,7 +60,7 @@ def push(url: str, token_env: str, prometheus_url: str | None, timeout: float) -
     """Upsert the datasource and dashboards into Grafana through its HTTP API."""
     token = os.environ.get(token_env, "").strip()
     if not token:
-        raise click.ClickException(f"environment variable {token_env} is not set or empty (a Grafana token)")
+        fail(f"environment variable {token_env} is not set or empty (a Grafana token)")
 
     from grafana_client import GrafanaApi
     from grafana_client.client import GrafanaException
@@ -64,5 +71,5 @@ def push(url: str, token_env: str, prometheus_url: str | None, timeout: float) -
     try:
         result = push_all(api, prometheus_url)
     except GrafanaException as exc:
-        raise click.ClickException(f"Grafana at {url} answered {exc.status_code}: {exc.message}") from exc
+        fail(f"Grafana at {url} answered {exc.status_code}: {exc.message}", EXIT_RUNTIME)
     click.echo(f"datasource {result.datasource}; dashboards pushed: {', '.join(result.dashboards)}")

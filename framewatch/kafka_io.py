@@ -235,14 +235,16 @@ def run_stage(
     max_batches: int | None = None,
     idle_stop_s: float | None = None,
     heartbeat: Callable[[], None] | None = None,
+    idle: Callable[[], StageOutput] | None = None,
 ) -> int:
     """Run *stage* over the consumer's topics until *stop* is set; returns messages handled.
 
     ``max_batches`` and ``idle_stop_s`` bound the loop for tests and back-fills; *heartbeat* is
-    called once per turn of the loop (the component's liveness).
+    called once per turn of the loop (the component's liveness). *idle*, when given, runs on
+    every poll that brought nothing: its output is produced and acknowledged like a batch's, with
+    no offsets to commit (the aggregator evaluates what other instances' rows changed).
     """
     component = metrics.component
-    dead_topic = settings.topic(DEAD_LETTERS)
     handled = 0
     batches = 0
     idle_since = time.monotonic()
@@ -255,31 +257,19 @@ def run_stage(
             if not batch:
                 if not consumer.assignment():
                     idle_since = time.monotonic()  # still joining the group: not idle yet
-                elif idle_stop_s is not None and time.monotonic() - idle_since >= idle_stop_s:
+                    continue
+                if idle is not None:
+                    _produce_acknowledged(producer, idle(), settings, metrics)
+                if idle_stop_s is not None and time.monotonic() - idle_since >= idle_stop_s:
                     break
                 continue
             idle_since = time.monotonic()
             started = time.perf_counter()
             output = stage(batch)
-            futures = [producer.send(o.topic, key=o.key.encode(), value=o.value) for o in output.produce]
-            for failure in output.failures:
-                record = contracts.dead_letter(
-                    component, failure.ctx, failure.reason, failure.detail, failure.raw, utcnow()
-                )
-                futures.append(producer.send(dead_topic, key=failure.ctx.key, value=contracts.encode(record)))
-                metrics.dead_letters.labels(component, failure.reason).inc()
-                log.warning(
-                    "dead-lettered %s[%d]@%d: %s (%s)", failure.ctx.topic, failure.ctx.partition,
-                    failure.ctx.offset, failure.reason, failure.detail[:200],
-                )
-            producer.flush()
-            for fut in futures:
-                fut.get(timeout=30)  # raises if a produce was not acknowledged: no commit then
+            _produce_acknowledged(producer, output, settings, metrics)  # raises: no commit then
             consumer.commit()
             for msg in batch:
                 metrics.consumed.labels(component, msg.ctx.topic).inc()
-            for o in output.produce:
-                metrics.produced.labels(component, o.topic).inc()
             metrics.batch_seconds.labels(component).observe(time.perf_counter() - started)
             metrics.batch_size.labels(component).observe(len(batch))
             update_lag(consumer, metrics)
@@ -294,6 +284,27 @@ def run_stage(
     finally:
         metrics.up.labels(component).set(0)
     return handled
+
+
+def _produce_acknowledged(producer: KafkaProducer, output: StageOutput, settings: Settings, metrics: PipelineMetrics) -> None:
+    """Produce a stage's records and dead letters and wait until the broker acknowledged each."""
+    component = metrics.component
+    if not output.produce and not output.failures:
+        return
+    futures = [producer.send(o.topic, key=o.key.encode(), value=o.value) for o in output.produce]
+    for failure in output.failures:
+        record = contracts.dead_letter(component, failure.ctx, failure.reason, failure.detail, failure.raw, utcnow())
+        futures.append(producer.send(settings.topic(DEAD_LETTERS), key=failure.ctx.key, value=contracts.encode(record)))
+        metrics.dead_letters.labels(component, failure.reason).inc()
+        log.warning(
+            "dead-lettered %s[%d]@%d: %s (%s)", failure.ctx.topic, failure.ctx.partition,
+            failure.ctx.offset, failure.reason, failure.detail[:200],
+        )
+    producer.flush()
+    for fut in futures:
+        fut.get(timeout=30)  # raises if a produce was not acknowledged
+    for o in output.produce:
+        metrics.produced.labels(component, o.topic).inc()
 
 
 def partition_lags(consumer: KafkaConsumer) -> Iterator[tuple[TopicPartition, int | None]]:

@@ -1,8 +1,8 @@
 """All framewatch settings in one frozen object, read once at start-up from FRAMEWATCH_* variables.
 
 Inner code receives plain values from here; nothing else reads the environment. Each field has a
-default, bounds and a line of docs; this class is the settings reference (README's "Settings"
-section points here).
+default, bounds and a line of docs; this class is the settings reference (README's section
+"Running each piece on its own" points here).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     backoff_max_s: float = Field(6 * 3600.0, gt=0, description="Cap of the retry delay of a failing feed.")
     failing_after: int = Field(5, ge=1, description="Consecutive failures after which a feed is reported as failing.")
     user_agent: str = Field("framewatch/0.1 (+https://github.com/framewatch/framewatch)", description="User-Agent of every fetch.")
-    shard_index: int = Field(0, ge=0, description="This ingest worker's shard (0-based); a feed belongs to shard hash(feed id) % shard_count (README, Ingest).")
+    shard_index: int = Field(0, ge=0, description="This ingest worker's shard (0-based); a feed belongs to shard hash(feed id) % shard_count (README, Ingest, Scaling).")
     shard_count: int = Field(1, ge=1, description="Number of ingest workers sharing the sources file.")
 
     # --- processing ---------------------------------------------------------------------------

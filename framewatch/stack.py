@@ -27,6 +27,7 @@ from pathlib import Path
 import click
 
 from framewatch.errors import ConfigError
+from framewatch.service import EXIT_RUNTIME, fail
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def kafka(action: str) -> None:
     try:
         sys.exit(run_kafka_script(action))
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+        fail(str(exc))
 
 
 def serve_sample_feeds() -> tuple[http.server.ThreadingHTTPServer, str]:
@@ -150,9 +151,9 @@ def up(
 ) -> None:
     """Run the whole pipeline locally until Ctrl-C; a second `up` resumes where this one stopped."""
     from framewatch.kafka_io import ensure_topics
-    from framewatch.settings import Settings
+    from framewatch.service import load_settings
 
-    settings = Settings()
+    settings = load_settings()
     state = settings.state_dir / "up"
     logs = state / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -170,7 +171,7 @@ def up(
             env = {**os.environ, "FRAMEWATCH_KAFKA_PORT": kafka_port}
             was_running = subprocess.call([str(KAFKA_SCRIPT), "status"], env=env, stdout=subprocess.DEVNULL) == 0
             if run_kafka_script("start", env) != 0:
-                raise click.ClickException("the local Kafka broker did not start (see the message above)")
+                fail("the local Kafka broker did not start (see the message above)", EXIT_RUNTIME)
             started_kafka = not was_running
         ensure_topics(settings, [settings.topic(t) for t in TOPICS])
 
@@ -212,7 +213,7 @@ def up(
         _print_where_to_look(children, prometheus, prometheus_port, settings.state_dir, logs)
         _supervise([*children, *([prometheus] if prometheus else [])], stop, run_for)
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+        fail(str(exc))
     finally:
         click.echo("framewatch: stopping ...")
         _stop_all([*children, *([prometheus] if prometheus else [])])

@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer
 
 from framewatch.kafka_io import ensure_topics
 from framewatch.settings import Settings
@@ -67,26 +66,19 @@ def topic_factory(settings_factory: Callable[..., Settings]) -> Callable[[Settin
     return make
 
 
-def read_topic(bootstrap: str, topic: str, *, idle_ms: int = 3000) -> list[tuple[bytes | None, bytes]]:
-    """Read every record of *topic* from the beginning until it stays idle for *idle_ms*."""
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=idle_ms,
-    )
-    try:
-        return [(rec.key, rec.value) for rec in consumer]
-    finally:
-        consumer.close()
+def read_topic(bootstrap: str, topic: str) -> list[tuple[bytes | None, bytes]]:
+    """Every record of *topic*, up to its end offsets at the call (no idle timeout: what was
+    produced before the call is all there, and nothing produced after it is)."""
+    from framewatch.kafka_io import read_to_end
+
+    settings = Settings(kafka_bootstrap=bootstrap)
+    return [(key, value if value is not None else b"") for key, value in read_to_end(settings, topic)]
 
 
 @pytest.fixture
 def topic_reader(kafka_bootstrap: str) -> Callable[..., list[tuple[bytes | None, bytes]]]:
-    """Return a function reading all records of a topic (keys and values)."""
-    return lambda topic, idle_ms=3000: read_topic(kafka_bootstrap, topic, idle_ms=idle_ms)
+    """Return a function reading all records of a topic (keys and values) to its end."""
+    return lambda topic: read_topic(kafka_bootstrap, topic)
 
 
 @pytest.fixture(scope="session")

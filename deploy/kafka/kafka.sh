@@ -10,6 +10,7 @@
 #   FRAMEWATCH_KAFKA_PORT  client port on 127.0.0.1      (default 9092; controller uses port+1)
 #   FRAMEWATCH_KAFKA_HOME  data, config and log folder   (default $FRAMEWATCH_CACHE/kafka-run-$PORT)
 #   FRAMEWATCH_KAFKA_HEAP  JVM heap                      (default 512m)
+#   FRAMEWATCH_MAVEN_OFFLINE=1  bootstrap from the local Maven repository only (no download)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -41,7 +42,8 @@ bootstrap() {
   command -v java >/dev/null || { log "Java 17 is needed to run Kafka"; exit 1; }
   log "fetching Apache Kafka $KAFKA_VERSION and its dependencies from Maven Central into $LIB"
   rm -rf "$LIB"; mkdir -p "$LIB"
-  mvn -q -B -f "$HERE/pom.xml" dependency:copy-dependencies \
+  # FRAMEWATCH_MAVEN_OFFLINE=1: resolve from the local Maven repository only (tests: never download mid-run)
+  mvn -q -B ${FRAMEWATCH_MAVEN_OFFLINE:+-o} -f "$HERE/pom.xml" dependency:copy-dependencies \
       -DincludeScope=runtime -DoutputDirectory="$LIB" >&2
   touch "$LIB/.complete"
 }

@@ -169,7 +169,7 @@ def _aggregate(
             return handled + run_stage(
                 consumer=consumer, producer=producer, stage=merged_stage, settings=settings,
                 metrics=pipeline, stop=component.stop, max_batches=max_batches, idle_stop_s=idle_stop_s,
-                heartbeat=component.heartbeat.beat,
+                heartbeat=component.heartbeat.beat, idle=lambda: merged_stage(()),
             )
         except CommitFailedError:
             # the group rebalanced under the batch: its offsets go uncommitted and the

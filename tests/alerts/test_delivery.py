@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 
-from framewatch.contracts import Alert, AlertItem, alert_key
+from framewatch.contracts import Alert
 from framewatch.errors import ConfigError
 from framewatch.metrics import NotifyMetrics
 from framewatch.processing.alerts.delivery import (
@@ -28,7 +27,7 @@ from framewatch.processing.alerts.subscriptions import (
     load_subscriptions,
     matches,
 )
-from tests.helpers.framed_records import T0
+from tests.helpers.alerts import alert
 
 ENV = {"HOOK_SECRET": "s3cret", "SMTP_PW": "pw"}
 
@@ -58,15 +57,6 @@ subscriptions:
       username: fw
       password_env: SMTP_PW
 """
-
-
-def alert(frame: str = "surveillance", score: float = 5.0, rule: str = "share_spike", watch: str = "scs") -> Alert:
-    return Alert(
-        key=alert_key(watch, frame, T0), watch_id=watch, frame=frame, rule=rule, window_start=T0,
-        window_end=T0 + timedelta(hours=1), baseline_share=0.2, observed_share=0.45, observed_count=45,
-        window_items=100, score=score, detected_at=T0 + timedelta(hours=1),
-        top_items=(AlertItem("Title", "http://127.0.0.1/1", "Outlet", "a passage"),),
-    )
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -1,5 +1,3 @@
-
-
 """`framewatch analyze FEED`: frame a feed file or URL without Kafka; errors are one line."""
 
 from __future__ import annotations
@@ -14,6 +12,7 @@ from click.testing import CliRunner
 from framewatch.processing.analyst.cli import analyze
 from tests.helpers.feed_server import FeedServer, Route
 from tests.helpers.paths import ROOT
+from tests.helpers.ports import refusing_port
 
 FEEDS = ROOT / "tests" / "fixtures" / "feeds"
 CODEBOOK = ROOT / "framewatch" / "sample" / "codebook.yaml"
@@ -93,10 +92,11 @@ def test_unreadable_feed_is_one_error_line_and_exit_1(server: FeedServer, setup,
 
 
 def test_missing_file_and_refused_connection(tmp_path: Path) -> None:
-    for feed in (str(tmp_path / "nope.xml"), "http://127.0.0.1:9/feed.xml"):
-        result = CliRunner().invoke(analyze, [feed, "--codebook", str(CODEBOOK), "--embedder", "fake"])
-        assert result.exit_code == 1 and result.output.startswith("error:")
-        assert len(result.output.strip().splitlines()) == 1
+    with refusing_port() as port:
+        for feed in (str(tmp_path / "nope.xml"), f"http://127.0.0.1:{port}/feed.xml"):
+            result = CliRunner().invoke(analyze, [feed, "--codebook", str(CODEBOOK), "--embedder", "fake"])
+            assert result.exit_code == 1 and result.output.startswith("error:")
+            assert len(result.output.strip().splitlines()) == 1
 
 
 def test_invalid_codebook_exits_2(tmp_path: Path) -> None:

@@ -13,18 +13,7 @@ from hypothesis import strategies as st
 from framewatch import contracts
 from framewatch.contracts import DeadLetter, MessageContext, Quote, RawItem
 from framewatch.errors import DecodeError
-
-NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
-
-
-def raw_item(**changes: object) -> RawItem:
-    item = RawItem(
-        item_id="abc", source_id="src", feed_url="http://127.0.0.1/feed", kind="forum_post",
-        url="http://127.0.0.1/p/1", title="Title", author="ann", published_at=NOW,
-        fetched_at=NOW, text="own words", quotes=(Quote("quoted words", "bob", "post:1"),),
-        thread_id="t1", parent_id="p0", language="en", outlet="Forum", tags=("a", "b"),
-    )
-    return dataclasses.replace(item, **changes)  # type: ignore[arg-type]
+from tests.helpers.raw_records import NOW, raw_item
 
 
 def test_raw_item_round_trips() -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
 from kafka import KafkaProducer
+from kafka.errors import MessageSizeTooLargeError
 from prometheus_client import CollectorRegistry
 
 from framewatch import contracts
@@ -24,7 +25,7 @@ from framewatch.kafka_io import (
 )
 from framewatch.metrics import PipelineMetrics
 from framewatch.settings import Settings
-from tests.core.test_contracts import raw_item
+from tests.helpers.raw_records import raw_item
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +98,7 @@ def test_no_commit_when_a_produce_is_not_acknowledged(settings_factory, topic_fa
         return StageOutput(produce=[Outgoing(out, "k", b"x" * 3_000_000)])
 
     producer = make_producer(settings, compression_type=None)
-    with pytest.raises(Exception):  # noqa: B017 - any refusal will do; what matters is the commit
+    with pytest.raises(MessageSizeTooLargeError):  # the broker's refusal reaches the loop
         run_once(settings, "g2", src, too_big, producer)
     producer.close()
     # Nothing was committed, so a healthy run of the same group handles the record again.
@@ -106,29 +107,70 @@ def test_no_commit_when_a_produce_is_not_acknowledged(settings_factory, topic_fa
     assert [v for _, v in topic_reader(out)] == [b"OWN WORDS"]
 
 
+class RecordingConsumer:
+    """The real consumer, with each poll's time budget and record count written down."""
+
+    def __init__(self, consumer: Any) -> None:
+        self.consumer = consumer
+        self.calls: list[tuple[int, int]] = []  # (timeout_ms, records)
+
+    def poll(self, timeout_ms: int, max_records: int) -> dict:
+        got = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+        self.calls.append((timeout_ms, sum(len(records) for records in got.values())))
+        return got
+
+
 def test_poll_batch_closes_early_on_a_light_stream_and_fills_on_a_backlog(settings_factory, topic_factory) -> None:
+    """Counted, not timed: which polls poll_batch makes, with what budget, and what they bring."""
     settings = settings_factory()
     src = topic_factory(settings, "raw-items", 1)
     consumer = make_consumer(settings, "g-batch", [src])
+    recording = RecordingConsumer(consumer)
     try:
         poll_batch(consumer, 10, 3000)  # join the group (nothing there yet)
-        # light stream: one record in hand, nothing more coming -> the batch closes after one
-        # empty linger poll, long before the 20 s the batch could wait to fill
+        # light stream: one record in hand, nothing more coming -> after it, one poll of at most
+        # the linger (50 ms) that brings nothing closes the batch, long before its 20 s
         seed(settings, src, [("a", b"1")])
-        started = time.monotonic()
-        batch = poll_batch(consumer, 256, 20_000, linger_ms=50)
+        batch = poll_batch(recording, 256, 20_000, linger_ms=50)  # type: ignore[arg-type]
         assert [m.value for m in batch] == [b"1"]
-        assert time.monotonic() - started < 10
+        first_with_records = next(i for i, (_, n) in enumerate(recording.calls) if n)
+        assert recording.calls[first_with_records + 1:] == [(50, 0)]
         # backlog: the batch fills to its size however short the linger
         seed(settings, src, [(f"k{i}", str(i).encode()) for i in range(60)])
-        time.sleep(0.5)
-        sizes = [len(poll_batch(consumer, 25, 20_000, linger_ms=50)) for _ in range(2)]
-        assert sizes == [25, 25]
-        assert len(poll_batch(consumer, 25, 20_000, linger_ms=50)) == 10
-        # without a linger the batch waits out its time, as before
+        sizes = [len(poll_batch(consumer, 25, 20_000, linger_ms=50)) for _ in range(3)]
+        assert sizes == [25, 25, 10]
+        # without a linger a batch in hand keeps waiting with the rest of its time, as before
         seed(settings, src, [("b", b"2")])
-        started = time.monotonic()
-        assert len(poll_batch(consumer, 256, 1500)) == 1
-        assert time.monotonic() - started >= 1.4
+        recording.calls.clear()
+        assert len(poll_batch(recording, 256, 1500)) == 1  # type: ignore[arg-type]
+        first_with_records = next(i for i, (_, n) in enumerate(recording.calls) if n)
+        after = recording.calls[first_with_records + 1:]
+        assert after and all(timeout > 50 or n == 0 for timeout, n in after[:-1])
+        assert after[0][0] > 50  # it waited for more with its remaining time, not a linger
     finally:
         consumer.close()
+
+
+def test_idle_output_is_produced_and_acknowledged_with_no_input(settings_factory, topic_factory, topic_reader) -> None:
+    """The idle hook (the aggregator's re-evaluation when only other instances' rows moved):
+    its records reach the topic though no batch came, and nothing is committed for it."""
+    settings = settings_factory()
+    src = topic_factory(settings, "raw-items")
+    out = topic_factory(settings, "out")
+    calls: list[int] = []
+
+    def idle() -> StageOutput:
+        calls.append(1)
+        return StageOutput(produce=[Outgoing(out, "tick", b"evaluated")] if len(calls) == 1 else [])
+
+    consumer = make_consumer(settings, "g-idle", [src])
+    producer = make_producer(settings)
+    try:
+        handled = run_stage(consumer=consumer, producer=producer, stage=upper_stage(out), settings=settings,
+                            metrics=PipelineMetrics(CollectorRegistry(), "test"), stop=threading.Event(),
+                            idle_stop_s=2, idle=idle)
+    finally:
+        consumer.close()
+        producer.close()
+    assert handled == 0 and len(calls) >= 2
+    assert topic_reader(out) == [(b"tick", b"evaluated")]

@@ -142,13 +142,19 @@ def test_every_expression_parses_with_promtool(tmp_path: Path) -> None:
         pytest.fail(f"promtool rejected a dashboard query:\n{result.stdout}{result.stderr}\n{listing}")
 
 
-def test_build_check_reports_stale_chart_copy(tmp_path: Path) -> None:
+def test_build_check_reports_stale_files_and_build_writes_only_where_told(tmp_path: Path) -> None:
+    """`build` into temporary folders: the repository's own files are never rewritten by a test."""
     runner = CliRunner()
-    stale = runner.invoke(main, ["dashboards", "build", "--check", "--chart-dir", str(tmp_path)])
+    chart, json_dir = tmp_path / "chart", tmp_path / "json"
+    where = ["--chart-dir", str(chart), "--json-dir", str(json_dir)]
+    before = {p: p.read_bytes() for p in expected_files()}
+    stale = runner.invoke(main, ["dashboards", "build", "--check", *where])
     assert stale.exit_code != 0
     assert "stale" in stale.output
-    built = runner.invoke(main, ["dashboards", "build", "--chart-dir", str(tmp_path)])
+    built = runner.invoke(main, ["dashboards", "build", *where])
     assert built.exit_code == 0, built.output
-    assert (tmp_path / "dashboards" / "framing-overview.json").is_file()
-    current = runner.invoke(main, ["dashboards", "build", "--check", "--chart-dir", str(tmp_path)])
+    assert (chart / "dashboards" / "framing-overview.json").is_file()
+    assert (json_dir / "framing-overview.json").read_bytes() == (JSON_DIR / "framing-overview.json").read_bytes()
+    current = runner.invoke(main, ["dashboards", "build", "--check", *where])
     assert current.exit_code == 0, current.output
+    assert {p: p.read_bytes() for p in expected_files()} == before

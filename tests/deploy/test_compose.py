@@ -1,5 +1,3 @@
-
-
 """deploy/compose: `docker compose config -q` accepts the file (skipped without a compose CLI),
 and its wiring is consistent: Prometheus scrapes every component, Grafana gets the provisioning."""
 

@@ -1,5 +1,3 @@
-
-
 """The image definition: hadolint passes (when installed), and the Dockerfile keeps its promises:
 multi-stage, non-root, offline model, CPU torch, `framewatch` entrypoint. No engine builds it here."""
 

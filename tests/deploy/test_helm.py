@@ -1,5 +1,3 @@
-
-
 """The Helm chart: lint and render every ci/*-values.yaml with and without the Prometheus Operator
 API, validate the manifests offline against a fixed Kubernetes version, assert the pod security
 and scaling rules, and scan with checkov. Tools come from scripts/install-tools.sh."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -14,27 +13,15 @@ from kafka import KafkaProducer
 from prometheus_client import CollectorRegistry
 
 from framewatch import contracts
-from framewatch.contracts import Alert, FramedItem
+from framewatch.contracts import Alert
 from framewatch.processing.alerts import cli as notify_cli
 from framewatch.processing.alerts.delivery import SIGNATURE_HEADER, verify
 from framewatch.settings import ALERTS, FRAMED_ITEMS, Settings
-from tests.helpers.framed_records import T0, framed
-from tests.trends.test_cli import run, seed, wait_committed
+from tests.helpers.aggregator import run, seed, wait_committed
+from tests.helpers.framed_records import history_and_spike
+from tests.helpers.ports import refusing_port
 
 pytestmark = pytest.mark.integration
-
-
-def history_and_spike() -> list[FramedItem]:
-    """24 h at 40 items/h with frame a at 20%, then 09:00-10:00 with a at 60%."""
-    out = []
-    for h in range(1, 25):
-        for i in range(40):
-            at = T0 - timedelta(hours=h) + timedelta(seconds=i * 90)
-            out.append(framed(f"h{h}.{i}", frame="a" if i % 5 == 0 else "b", at=at))
-    for i in range(40):
-        out.append(framed(f"s{i}", frame="a" if i < 24 else "b", at=T0 + timedelta(seconds=i * 80),
-                          title=f"Spike story {i}"))
-    return out
 
 
 class Receiver:
@@ -85,9 +72,10 @@ def test_spike_reaches_the_subscriber_once_signed_with_evidence(
     seed(settings, history_and_spike())
     run(settings)  # the aggregator clock says 09:59: the window 09:00-10:00 is current
     alerts = [contracts.decode(Alert, v) for _, v in topic_reader(settings.topic(ALERTS))]
-    assert alerts, "the planted spike raised no alert"
-    assert {(a.frame, a.rule) for a in alerts} == {("a", "share_spike")}
+    assert [(a.frame, a.rule) for a in alerts] == [("a", "share_spike")], "one record for the planted spike"
     receiver = Receiver()
+    refusing = refusing_port()
+    closed = refusing.__enter__()  # a subscriber whose endpoint refuses every connection
     monkeypatch.setenv("E2E_HOOK_SECRET", "e2e-secret")
     subs = tmp_path / "subs.yaml"
     subs.write_text(
@@ -95,7 +83,7 @@ def test_spike_reaches_the_subscriber_once_signed_with_evidence(
         f"  - subscriber: desk\n    watch: scs\n    frames: [a]\n    min_score: 3\n"
         f"    channel: {{type: webhook, url: '{receiver.url}', secret_env: E2E_HOOK_SECRET}}\n"
         "  - subscriber: dead-end\n    watch: scs\n"
-        "    channel: {type: webhook, url: 'http://127.0.0.1:9/hook', secret_env: E2E_HOOK_SECRET}\n"
+        f"    channel: {{type: webhook, url: 'http://127.0.0.1:{closed}/hook', secret_env: E2E_HOOK_SECRET}}\n"
     )
     registry, restarted = CollectorRegistry(), CollectorRegistry()
     try:
@@ -108,13 +96,16 @@ def test_spike_reaches_the_subscriber_once_signed_with_evidence(
         notify_until_committed(settings, subs, restarted)
     finally:
         receiver.close()
+        refusing.__exit__(None, None, None)
     assert len(receiver.requests) == 1
     headers, body = receiver.requests[0]
     assert verify(body, b"e2e-secret", headers[SIGNATURE_HEADER])
     payload = json.loads(body)
     alert = payload["alert"]
     assert payload["subscriber"] == "desk" and alert["frame"] == "a" and alert["watch_id"] == "scs"
-    assert alert["observed_count"] >= 10 and alert["observed_share"] > 0.4
+    # as planted: 24 of the 40 items of 09:00-10:00 framed a, against 20% the day before
+    assert (alert["observed_count"], alert["window_items"]) == (24, 40)
+    assert alert["observed_share"] == pytest.approx(0.6)
     assert alert["baseline_share"] == pytest.approx(0.2, abs=0.02)
     assert alert["score"] >= 4
     assert len(alert["top_items"]) == 3

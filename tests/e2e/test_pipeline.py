@@ -1,5 +1,3 @@
-
-
 """The whole pipeline on the real broker with a real Prometheus (issue acceptance, end to end).
 
 A synthetic stream with a planted framing spike flows raw -> framed -> aggregated through the
@@ -39,9 +37,11 @@ from framewatch import contracts
 from framewatch.contracts import Alert, DeadLetter, FramedItem
 from framewatch.dashboards import all_panel_queries
 from framewatch.settings import Settings
-from tests.core.test_stack import free_port
+from tests.helpers.aggregator import committed_to_end
 from tests.helpers.paths import ROOT
+from tests.helpers.ports import held_ports
 from tests.helpers.synthetic import planted_spike
+from tests.helpers.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.prometheus]
 
@@ -73,14 +73,18 @@ class Webhooks:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
 
-def wait_for(what: str, check: Callable[[], object], timeout: float = 90, every: float = 1.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
+TEST_TIMEOUT_S = 600
+
+
+class Budget:
+    """Every wait of the test comes out of one budget that ends well before pytest's timeout, so
+    a stuck stage fails as an AssertionError and the components' logs are printed."""
+
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    def wait_for(self, what: str, check: Callable[[], object], timeout: float = 90, every: float = 1.0) -> object:
+        return wait_until(what, check, max(0.0, min(timeout, self.deadline - time.monotonic())), every)
 
 
 def prom_query(base: str, expr: str) -> list[dict]:
@@ -115,7 +119,11 @@ def stack(tmp_path: Path, kafka_bootstrap: str) -> Iterator[dict]:
     if not (shutil.which("prometheus") and RULES.exists()):
         pytest.skip("the prometheus binary is not installed (apt-get install prometheus)")
     prefix = f"e2e{os.getpid()}{int(time.time())}."
-    ports = {name: free_port() for name in ("ingest", "process", "aggregate", "notify")}
+    # ports held from the OS until the test ends; the components and Prometheus bind them with
+    # SO_REUSEADDR, so nothing else can take one between picking and use
+    holding = held_ports(5)
+    *component_ports, prom_port = holding.__enter__()
+    ports = dict(zip(("ingest", "process", "aggregate", "notify"), component_ports, strict=True))
     hooks = Webhooks()
     subs = tmp_path / "subscriptions.yaml"
     subs.write_text(
@@ -149,7 +157,6 @@ def stack(tmp_path: Path, kafka_bootstrap: str) -> Iterator[dict]:
         out = (logs / f"{name}.log").open("ab")
         procs[name] = subprocess.Popen([sys.executable, "-m", "framewatch", name, *args[name]], env=child_env, stdout=out, stderr=subprocess.STDOUT)
 
-    prom_port = free_port()
     prom_cfg = tmp_path / "prometheus.yml"
     jobs = "".join(
         f"  - job_name: framewatch-{n}\n    static_configs: [{{targets: ['127.0.0.1:{p}']}}]\n" for n, p in ports.items()
@@ -179,9 +186,13 @@ def stack(tmp_path: Path, kafka_bootstrap: str) -> Iterator[dict]:
                 proc.kill()
         feeds.shutdown()
         hooks.server.shutdown()
+        holding.__exit__(None, None, None)
 
 
+@pytest.mark.timeout(TEST_TIMEOUT_S)
 def test_planted_spike_end_to_end(stack: dict, topic_reader: Callable[..., list]) -> None:
+    budget = Budget(TEST_TIMEOUT_S - 120)  # fixture start-up and teardown fit in the rest
+    wait_for = budget.wait_for
     settings: Settings = stack["settings"]
     ports: dict[str, int] = stack["ports"]
     logs: Path = stack["logs"]
@@ -219,7 +230,7 @@ def test_planted_spike_end_to_end(stack: dict, topic_reader: Callable[..., list]
 
         def framed_records() -> dict[str, FramedItem]:
             latest: dict[str, FramedItem] = {}
-            for key, value in topic_reader(framed_topic, idle_ms=2000):
+            for key, value in topic_reader(framed_topic):
                 record = contracts.decode(FramedItem, value)
                 assert key.decode() == record.key
                 latest[record.key] = record
@@ -243,16 +254,25 @@ def test_planted_spike_end_to_end(stack: dict, topic_reader: Callable[..., list]
 
         # Exactly one alert for the planted spike, and exactly one signed webhook.
         def dystopia_alerts() -> list[Alert]:
-            alerts = [contracts.decode(Alert, v) for _, v in topic_reader(settings.topic("alerts"), idle_ms=1500)]
+            alerts = [contracts.decode(Alert, v) for _, v in topic_reader(settings.topic("alerts"))]
             return [a for a in alerts if a.frame == "dystopia" and a.rule == "share_spike"]
 
         alerts = wait_for("a share_spike alert for dystopia", dystopia_alerts, timeout=120)
-        assert isinstance(alerts, list) and len({a.key for a in alerts}) == 1
+        assert isinstance(alerts, list) and len(alerts) == 1, f"{len(alerts)} alert records, one expected"
         alert = alerts[0]
-        assert alert.observed_share > alert.baseline_share and alert.observed_count >= 10 and alert.top_items
+        # its evidence is a count of the framed records of its window (the alert may have come
+        # before the rest of the stream: at most what the window holds now), at least the rule's
+        # minimum count, and its share is that count over the window's items
+        in_window = [r for r in framed.values() if alert.window_start <= r.published_at < alert.window_end]
+        assert 10 <= alert.observed_count <= sum(1 for r in in_window if r.frame == "dystopia")
+        assert alert.window_items <= len(in_window)
+        assert alert.observed_share == pytest.approx(alert.observed_count / alert.window_items)
+        assert alert.observed_share > alert.baseline_share and alert.top_items
         hooks = stack["hooks"]
         wait_for("the webhook", lambda: hooks.received, timeout=90)
-        time.sleep(5)  # a second delivery would have arrived by now
+        # nothing more can come once the notifier has committed every alert: it delivers before
+        # it commits, so the receiver's count is final then
+        wait_for("the notifier to commit every alert", lambda: committed_to_end(settings, settings.group_id("notify"), settings.topic("alerts")), timeout=60)
         assert len(hooks.received) == 1, hooks.received
         headers, body = hooks.received[0]
         expected_sig = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
@@ -274,9 +294,13 @@ def test_planted_spike_end_to_end(stack: dict, topic_reader: Callable[..., list]
 
         # Every dashboard panel's query returns series from this Prometheus.
         variables = {"watch": "scs", "frame": "dystopia", "window": "1h", "component": ".*", "datasource": "prometheus"}
-        time.sleep(3)
-        empty = [(uid, title, expr) for uid, title, expr in all_panel_queries(variables) if not prom_query(prom, expr)]
-        assert not empty, f"panel queries without series: {empty}"
+        def empty_panels() -> list[tuple[str, str, str]]:
+            return [(uid, title, expr) for uid, title, expr in all_panel_queries(variables) if not prom_query(prom, expr)]
+
+        try:
+            wait_for("every panel query to return series", lambda: not empty_panels(), timeout=60)
+        except AssertionError:
+            raise AssertionError(f"panel queries without series: {empty_panels()}") from None
     except AssertionError:
         print(diagnostics())
         raise

@@ -1,5 +1,3 @@
-
-
 """The processing consumer on the real broker: raw items in, one framed record per (item, watch)
 out; kill -9 mid-stream and restart loses nothing and changes nothing; bad records dead-lettered."""
 
@@ -10,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -18,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from framewatch import contracts
@@ -27,11 +24,14 @@ from framewatch.processing.framing.cli import process, run_processor
 from framewatch.processing.framing.embed import FakeEmbedder
 from framewatch.settings import DEAD_LETTERS, FRAMED_ITEMS, RAW_ITEMS, Settings
 from tests.helpers.paths import ROOT
+from tests.helpers.waiting import wait_until
 
 CODEBOOK = ROOT / "framewatch" / "sample" / "codebook.yaml"
 T0 = datetime(2026, 3, 1, 8, tzinfo=UTC)
 
 pytestmark = pytest.mark.integration
+
+BATCH = 5  # FRAMEWATCH_BATCH_MAX_RECORDS of the processor under test
 
 TEMPLATES = [
     "The social credit system uses cameras to watch and punish citizens for jaywalking, item {i}.",
@@ -81,12 +81,10 @@ class Counter:
                 self.records.extend((r.key, r.value) for r in recs)
 
     def wait_for(self, predicate: Callable[[], bool], timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.1)
-        return predicate()
+        try:
+            return bool(wait_until("the condition", predicate, timeout_s))
+        except AssertionError:
+            return False
 
     def keys(self) -> set[bytes]:
         return {k for k, _ in self.records}
@@ -109,9 +107,20 @@ def processor_env(settings: Settings) -> dict[str, str]:
         "FRAMEWATCH_METRICS_PORT": "0",
         "FRAMEWATCH_MODEL_NAME": "fake",
         "FRAMEWATCH_CLUSTER_NOVELTY_MAX": "0",  # fake-embedder cosines are low: frame everything
-        "FRAMEWATCH_BATCH_MAX_RECORDS": "25",
+        "FRAMEWATCH_BATCH_MAX_RECORDS": str(BATCH),  # small batches: the kill lands mid-stream
         "FRAMEWATCH_BATCH_MAX_WAIT_MS": "100",
     }
+
+
+def committed(settings: Settings) -> int:
+    """Raw items the processor group has committed (summed over partitions)."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=settings.group_id("processing"),
+                             enable_auto_commit=False)
+    try:
+        topic = settings.topic(RAW_ITEMS)
+        return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in sorted(consumer.partitions_for_topic(topic) or ()))
+    finally:
+        consumer.close()
 
 
 def start_processor(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
@@ -134,10 +143,12 @@ def test_kill_9_mid_stream_then_restart_gives_exactly_one_record_per_item(
     log = tmp_path / "processor.log"
     try:
         proc = start_processor(settings, log)
-        assert framed.wait_for(lambda: len(framed.records) >= 30, 45), log.read_text()
-        proc.send_signal(signal.SIGKILL)  # mid-stream: batches in flight, offsets uncommitted
+        # kill -9 right after the first committed batch: by construction mid-stream
+        assert framed.wait_for(lambda: committed(settings) > 0, 60), log.read_text()
+        proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        assert len(framed.keys()) < 200
+        at_kill = committed(settings)  # final: the process is dead
+        assert 0 < at_kill < 201, f"not killed mid-stream: {at_kill} of 201 committed"
         produce(settings, all_items[200:])
         proc = start_processor(settings, log)
         expected = {contracts.framed_key(i.item_id, "social-credit").encode() for i in all_items}
@@ -150,11 +161,20 @@ def test_kill_9_mid_stream_then_restart_gives_exactly_one_record_per_item(
             proc.kill()
         framed.close()
         dead.close()
+    # The promise: at-least-once delivery, idempotent values per key. Every (item, watch) has a
+    # record, a repeated record is identical byte for byte, and only the one batch the killed
+    # process had produced but not committed (at most BATCH items, one
+    # watch each here) can be repeated.
     by_key: dict[bytes, set[bytes]] = defaultdict(set)
+    copies: dict[bytes, int] = defaultdict(int)
     for key, value in framed.records:
         by_key[key].add(value)
+        copies[key] += 1
     assert set(by_key) == expected  # one key per (item, watch), nothing else
     assert all(len(values) == 1 for values in by_key.values())  # re-deliveries identical byte for byte
+    repeated = sum(n - 1 for n in copies.values())
+    assert all(n <= 2 for n in copies.values()) and repeated <= BATCH, f"{repeated} repeated records"
+    assert len(framed.records) == len(expected) + repeated
     rec = contracts.decode(FramedItem, next(iter(by_key[b"social-credit:item-1"])))
     assert rec.frame is not None and rec.model_id == "fake-64"
     letters = [contracts.decode(DeadLetter, v) for _, v in dead.records]

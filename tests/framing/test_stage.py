@@ -1,5 +1,3 @@
-
-
 """The frame stage without a broker: one record per (item, watch), determinism, duplicates,
 bad inputs, and emergent framings (FakeEmbedder; one real-model test marked ``model``)."""
 

@@ -3,7 +3,8 @@
 Used by the fetcher, worker and integration tests (and the benchmark's idea of a server): each
 path maps to a :class:`Route` that can carry an ETag / Last-Modified (answered with 304 when the
 client's validators match), gzip, a Retry-After, a delay, a redirect, or a body streamed without
-Content-Length. The server records hits, request headers and peak concurrency per path.
+Content-Length. The server records hits, request headers, peak concurrency and the body bytes
+it managed to write per path.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Route:
     delay_s: float = 0.0
     location: str | None = None
     stream: bool = False  # send without Content-Length, in chunks, until closed
+    hold_until_inflight: int = 0  # each request waits (at most 5 s) until this many are in flight
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -48,6 +50,7 @@ class FeedServer:
         self.hits: defaultdict[str, int] = defaultdict(int)
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.peak: defaultdict[str, int] = defaultdict(int)
+        self.sent: defaultdict[str, int] = defaultdict(int)
         self._inflight: defaultdict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
         server = self
@@ -100,6 +103,10 @@ class FeedServer:
         if route is None:
             _send(handler, 404, {"Content-Type": "text/plain"}, b"not found")
             return
+        if route.hold_until_inflight:
+            deadline = time.monotonic() + 5
+            while self._inflight[path] < route.hold_until_inflight and time.monotonic() < deadline:
+                time.sleep(0.005)
         if route.delay_s:
             time.sleep(route.delay_s)
         headers = dict(route.headers)
@@ -128,6 +135,8 @@ class FeedServer:
             handler.close_connection = True
             for start in range(0, len(body), 65536):
                 handler.wfile.write(body[start : start + 65536])
+                with self._lock:
+                    self.sent[path] += len(body[start : start + 65536])
             return
         _send(handler, route.status, headers, body)
 

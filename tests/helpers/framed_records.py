@@ -37,3 +37,15 @@ def framed(
         title=title or f"Title {n}", outlet=outlet, duplicate_of=duplicate_of,
     )
 
+
+def history_and_spike(watch: str = "scs", tag: str = "") -> list[FramedItem]:
+    """24 h at 40 items/h with frame a at 20%, then 09:00-10:00 with a at 60% (titles "Spike story")."""
+    out = []
+    for h in range(1, 25):
+        for i in range(40):
+            at = T0 - timedelta(hours=h) + timedelta(seconds=i * 90)
+            out.append(framed(f"{tag}h{h}.{i}", watch=watch, frame="a" if i % 5 == 0 else "b", at=at))
+    for i in range(40):
+        out.append(framed(f"{tag}s{i}", watch=watch, frame="a" if i < 24 else "b", at=T0 + timedelta(seconds=i * 80),
+                          title=f"Spike story {i}"))
+    return out

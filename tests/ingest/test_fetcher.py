@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -21,6 +20,8 @@ from framewatch.ingest.fetcher import (
     retry_delay_s,
 )
 from tests.helpers.feed_server import FeedServer, Route, rss
+from tests.helpers.ports import refusing_port
+from tests.helpers.waiting import wait_until
 
 FEED = rss("News", [("a1", "Budget"), ("a2", "Housing")])
 LM = "Wed, 19 Nov 2025 08:00:00 GMT"
@@ -129,12 +130,13 @@ def test_retry_after_http_date(server: FeedServer) -> None:
     assert result.outcome == oc.RATE_LIMITED and 590 <= (result.retry_after_s or 0) <= 600
 
 
-def test_ten_megabytes_streamed_is_too_large(server: FeedServer) -> None:
-    server.routes["/big"] = Route(b"x" * 10_000_000, stream=True)
-    started = time.perf_counter()
+def test_fifty_megabytes_streamed_is_too_large_and_not_read_to_the_end(server: FeedServer) -> None:
+    server.routes["/big"] = Route(b"x" * 50_000_000, stream=True)
     result = fetch(server.url("/big"), max_bytes=1_000_000)
     assert result.outcome == oc.TOO_LARGE and result.body == b""
-    assert time.perf_counter() - started < 5
+    # the fetcher hung up after the cap: the server could write only what the sockets buffer
+    wait_until("the server to notice the hang-up", lambda: server._inflight["/big"] == 0, timeout_s=30)
+    assert server.sent["/big"] < 50_000_000
 
 
 def test_declared_length_is_too_large_without_reading(server: FeedServer) -> None:
@@ -171,11 +173,11 @@ def test_too_many_redirects(server: FeedServer) -> None:
 
 
 def test_slow_server_times_out_on_the_whole_request(server: FeedServer) -> None:
-    server.routes["/slow"] = Route(FEED, delay_s=1.5)
-    started = time.perf_counter()
+    # the answer would come after 30 s: a fetcher that ignored its 0.3 s timeout would get it (OK)
+    server.routes["/slow"] = Route(FEED, delay_s=30)
     result = fetch(server.url("/slow"), timeout_s=0.3)
-    assert result.outcome == oc.TIMEOUT
-    assert time.perf_counter() - started < 1.2
+    assert result.outcome == oc.TIMEOUT and result.body == b""
+    assert server.hits["/slow"] == 1
 
 
 def test_empty_body_is_fetched_ok(server: FeedServer) -> None:
@@ -185,7 +187,8 @@ def test_empty_body_is_fetched_ok(server: FeedServer) -> None:
 
 
 def test_closed_port_is_connection_error() -> None:
-    result = fetch("http://127.0.0.1:9/feed")
+    with refusing_port() as port:
+        result = fetch(f"http://127.0.0.1:{port}/feed")
     assert result.outcome == oc.CONNECTION_ERROR and result.detail
 
 
@@ -194,7 +197,8 @@ def test_unsupported_scheme_is_connection_error() -> None:
 
 
 def test_per_host_and_total_limits(server: FeedServer) -> None:
-    server.routes["/s"] = Route(FEED, delay_s=0.15)
+    # each request waits until a second one is in flight: a limit of 2 is reached every time
+    server.routes["/s"] = Route(FEED, delay_s=0.05, hold_until_inflight=2)
 
     async def go(per_host: int, total: int) -> list[FetchResult]:
         fetcher = Fetcher(timeout_s=5, max_bytes=100_000, max_redirects=0, per_host=per_host,
@@ -207,6 +211,7 @@ def test_per_host_and_total_limits(server: FeedServer) -> None:
     assert all(r.ok for r in asyncio.run(go(2, 8)))
     assert server.peak["/s"] == 2
     server.peak.clear()
+    server.routes["/s"] = Route(FEED, delay_s=0.15)
     asyncio.run(go(8, 1))
     assert server.peak["/s"] == 1
 

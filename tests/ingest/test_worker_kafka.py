@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from framewatch.kafka_io import make_producer
 from framewatch.metrics import IngestMetrics
 from framewatch.settings import Settings
 from tests.helpers.feed_server import FeedServer, Route, rss
+from tests.helpers.ports import refusing_port
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +75,7 @@ def test_n_entries_make_exactly_n_records_and_a_304_poll_makes_none(
         state.close()
     finally:
         producer.close(timeout=5)
-    records = topic_reader(topic, idle_ms=2000)
+    records = topic_reader(topic)
     assert len(records) == N
     for key, value in records:
         item = decode(RawItem, value)
@@ -92,7 +92,8 @@ def test_kafka_outage_marks_nothing_produced(
     sources = serve_feeds(server, etags=True)
     good = settings_factory(fetch_timeout_s=5)
     topic = topic_factory(good, "raw-items")
-    closed = good.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{_closed_port()}"})
+    refusing = refusing_port()
+    closed = good.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{refusing.__enter__()}"})  # no broker answers
     dead = make_producer(closed, max_block_ms=1000, api_version=(3, 0))
     try:
         worker, state, registry = make_worker(closed, sources, dead)
@@ -106,6 +107,7 @@ def test_kafka_outage_marks_nothing_produced(
         state.close()
     finally:
         dead.close(timeout=1)
+        refusing.__exit__(None, None, None)
     # Kafka is back: the same content is fetched again (no 304) and produced once
     producer = make_producer(good)
     try:
@@ -114,7 +116,7 @@ def test_kafka_outage_marks_nothing_produced(
         state.close()
     finally:
         producer.close(timeout=5)
-    assert len(topic_reader(topic, idle_ms=2000)) == N
+    assert len(topic_reader(topic)) == N
 
 
 def test_kill_9_after_the_first_cycle_then_restart_makes_no_duplicates(
@@ -152,7 +154,7 @@ def test_kill_9_after_the_first_cycle_then_restart_makes_no_duplicates(
     again = subprocess.run([*cmd, "--once"], env=env, capture_output=True, timeout=60)
     assert again.returncode == 0, again.stderr.decode()[-2000:]
     assert b"1 items produced" in again.stdout and b"9 skipped" in again.stdout
-    keys = [k for k, _ in topic_reader(topic, idle_ms=2000)]
+    keys = [k for k, _ in topic_reader(topic)]
     assert len(keys) == N + 1 and len(set(keys)) == len(keys)
 
 
@@ -193,12 +195,6 @@ def test_cli_rejects_an_invalid_sources_file(tmp_path: Path) -> None:
     err = result.stderr.decode().strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert f"{bad}:5:" in err and "sources[1].id" in err
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_for(path: Path, needle: bytes, timeout_s: float) -> None:

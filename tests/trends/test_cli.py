@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
 
 from framewatch import contracts
@@ -21,8 +21,10 @@ from framewatch.processing.trends.cli import group_id, run_aggregator
 from framewatch.processing.trends.counts import merge_partials
 from framewatch.processing.trends.parquet import read_table, read_totals
 from framewatch.settings import AGGREGATES, DEAD_LETTERS, FRAMED_ITEMS, Settings
+from tests.helpers.aggregator import run, seed, stable_members, wait_committed
 from tests.helpers.framed_records import T0, framed
 from tests.helpers.paths import ROOT
+from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -35,17 +37,6 @@ def items(n: int, start: int = 0) -> list[FramedItem]:
         framed(i, watch=f"w{i % 2}", frame=FRAMES[i % 3], at=T0 + timedelta(minutes=(i * 7) % 600))
         for i in range(start, start + n)
     ]
-
-
-def seed(settings: Settings, records: list[FramedItem], extra: list[tuple[str, bytes]] = ()) -> None:  # type: ignore[assignment]
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=5)
-    topic = settings.topic(FRAMED_ITEMS)
-    for r in records:
-        producer.send(topic, key=r.key.encode(), value=contracts.encode(r))
-    for key, value in extra:
-        producer.send(topic, key=key.encode(), value=value)
-    producer.flush()
-    producer.close()
 
 
 def expected_totals(records: list[FramedItem]) -> dict[tuple[str, str], int]:
@@ -67,22 +58,6 @@ def topic_totals(reader: Callable[..., list[tuple[bytes | None, bytes]]], settin
     return out
 
 
-def wait_committed(settings: Settings, group: str, topic: str, timeout_s: float) -> bool:
-    """Wait until *group* has committed the end of every partition of *topic*."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=group, enable_auto_commit=False)
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-        end = consumer.end_offsets(tps)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if all((consumer.committed(tp) or 0) >= end[tp] for tp in tps):
-                return True
-            time.sleep(0.5)
-        return False
-    finally:
-        consumer.close()
-
-
 def committed_total(settings: Settings) -> int:
     """Records of the framed topic the aggregator group has committed so far."""
     topic = settings.topic(FRAMED_ITEMS)
@@ -92,21 +67,6 @@ def committed_total(settings: Settings) -> int:
         return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in range(settings.topic_partitions))
     finally:
         consumer.close()
-
-
-def run(settings: Settings, timeout_s: float = 40, registry: CollectorRegistry | None = None) -> int:
-    """Run one aggregator until its group has committed the end of the framed topic."""
-    stop = threading.Event()
-    handled: list[int] = []
-    thread = threading.Thread(target=lambda: handled.append(run_aggregator(
-        settings, stop, serve_metrics=False, registry=registry, clock=lambda: T0 + timedelta(minutes=59))))
-    thread.start()
-    try:
-        assert wait_committed(settings, group_id(settings), settings.topic(FRAMED_ITEMS), timeout_s)
-    finally:
-        stop.set()
-        thread.join(timeout=20)
-    return handled[0] if handled else -1
 
 
 def test_undecodable_record_is_dead_lettered_and_the_rest_counted(
@@ -171,21 +131,23 @@ def test_two_aggregators_in_one_group_give_the_same_totals_as_one(
     threads = [threading.Thread(target=instance, args=(r,)) for r in registries]
     for t in threads:
         t.start()
-    time.sleep(6)  # both join the group and split the partitions before the records arrive
-    seed(two, records + redelivered)
     try:
+        # both join the group and split the partitions before the records arrive
+        wait_until("both instances in the group", lambda: stable_members(two, group_id(two)) == 2,
+                   timeout_s=60, every_s=0.5)
+        seed(two, records + redelivered)
         assert wait_committed(two, group_id(two), two.topic(FRAMED_ITEMS), timeout_s=40)
         # each instance's merged view covers every partition: whole-watch shares everywhere,
         # and the framed-items counters (own partitions) add up across instances
         labels = {"watch": "w0", "frame": "surveillance"}
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
+        def views() -> tuple[list[float | None], float]:
             shares = [r.get_sample_value("framewatch_share_of_voice", {**labels, "window": "1d"}) for r in registries]
-            counted = sum(r.get_sample_value("framewatch_framed_items_total", labels) or 0 for r in registries)
-            if shares == [pytest.approx(50 / 150)] * 2 and counted == 50:
-                break
-            time.sleep(0.5)
-        assert shares == [pytest.approx(50 / 150)] * 2 and counted == 50, (shares, counted)
+            return shares, sum(r.get_sample_value("framewatch_framed_items_total", labels) or 0 for r in registries)
+
+        try:
+            wait_until("both merged views", lambda: views() == ([pytest.approx(50 / 150)] * 2, 50), timeout_s=15, every_s=0.5)
+        except AssertionError:
+            raise AssertionError(f"shares and counted items: {views()}") from None
     finally:
         stop.set()
         for t in threads:
@@ -221,15 +183,16 @@ def test_kill_9_and_restart_mid_stream_keeps_every_count_exact(
     proc = subprocess.Popen([sys.executable, "-c", AGGREGATOR], env=env, cwd=root,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and committed_total(settings) < 200:
-            time.sleep(0.05)
+        # kill -9 as soon as some batches are committed, with most of the stream still unread
+        wait_until("the first committed batches", lambda: committed_total(settings) >= 200, timeout_s=60, every_s=0.05)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
+    at_kill = committed_total(settings)  # final: the instance is dead
+    assert 200 <= at_kill < len(first), f"not killed mid-stream: {at_kill} of {len(first)} committed"
     seen = topic_totals(topic_reader, settings)
     assert 0 < seen.get(("w0", ANY), 0) + seen.get(("w1", ANY), 0) < 3000, "killed mid-stream"
     # more records after the crash, some of them re-deliveries and one a changed record
