@@ -35,7 +35,11 @@ EMERGENT_PREFIX = "emergent:"  # frame id of a framing found by clustering: emer
 BUCKETS: dict[str, int] = {"5m": 300, "1h": 3600, "1d": 86400}  # bucket sizes: granularity -> seconds
 
 # Reasons a message fails to decode; they double as metric label values.
-DECODE_REASONS = ("not_utf8", "not_json", "not_object", "schema_too_new", "invalid_field")
+DECODE_REASONS = ("not_utf8", "not_json", "not_object", "schema_too_new", "invalid_field", "too_large", "too_deep")
+# Limits of what a decoder reads: the producers' max request size, and nesting far beyond any
+# record's own (a FramedItem is four levels deep); past them a record is refused, not parsed.
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,8 +208,24 @@ def lone_surrogate(text: str, data: Any) -> str | None:
     return None
 
 
+def too_deep(data: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether parsed JSON nests containers deeper than *limit* (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
 def decode(record_type: type[R], raw: bytes) -> R:
     """Decode *raw* bytes into *record_type*, or raise DecodeError with a reason and the bytes."""
+    if isinstance(raw, bytes | bytearray) and len(raw) > MAX_RECORD_BYTES:
+        raise DecodeError("too_large", f"{len(raw)} bytes, more than {MAX_RECORD_BYTES}", bytes(raw))
     try:
         text = raw.decode("utf-8")
     except (UnicodeDecodeError, AttributeError) as exc:
@@ -214,6 +234,10 @@ def decode(record_type: type[R], raw: bytes) -> R:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DecodeError("not_json", str(exc), raw) from exc
+    except RecursionError as exc:  # nesting deeper than the interpreter's stack
+        raise DecodeError("too_deep", f"nested more than {MAX_DEPTH} levels", raw) from exc
+    if too_deep(data):
+        raise DecodeError("too_deep", f"nested more than {MAX_DEPTH} levels", raw)
     lone = lone_surrogate(text, data)
     if lone:
         raise DecodeError("not_utf8", lone, raw)

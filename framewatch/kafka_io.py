@@ -7,6 +7,16 @@ acknowledged, and only then commits the consumed offsets. A crash anywhere befor
 means the batch is read again: at-least-once delivery, made idempotent downstream by
 deterministic keys and deterministic stages.
 
+A stage that raises is not allowed to stop the stream for one bad record: the loop bisects the
+batch to the record that makes it raise, dead-letters that record (reason ``stage_error``, with
+the exception) and handles the rest. An error of the environment (the broker, the disk, memory)
+is no record's fault: the whole batch is retried a few times with backoff, each retry counted,
+and then the loop stops without committing, so nothing is lost. Both need a *replayable* stage,
+one that gives the same output for records it has seen (the frame stage, the notifier). A stage
+whose output is a delta of its in-memory state (the aggregator) is not: handed a half again it
+would produce nothing for what it already applied, so for it any exception stops the loop
+uncommitted, and its restart restores the state and reads the batch again.
+
 Every Kafka client of framewatch is made here: the group consumer and producer of the loop, the
 admin client that creates topics, and the group-less readers (``read_to_end``, ``tail``) that
 restore state and follow other instances.
@@ -15,6 +25,7 @@ restore state and follow other instances.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -34,6 +45,9 @@ from framewatch.settings import DEAD_LETTERS, Settings
 from framewatch.timeutil import utcnow
 
 log = logging.getLogger(__name__)
+
+# errors of the world around a stage, not of the record in it: retried, never dead-lettered
+ENVIRONMENT_ERRORS: tuple[type[BaseException], ...] = (KafkaError, OSError, MemoryError)
 
 R = TypeVar("R")
 
@@ -236,6 +250,7 @@ def run_stage(
     idle_stop_s: float | None = None,
     heartbeat: Callable[[], None] | None = None,
     idle: Callable[[], StageOutput] | None = None,
+    replayable: bool = True,
 ) -> int:
     """Run *stage* over the consumer's topics until *stop* is set; returns messages handled.
 
@@ -243,6 +258,7 @@ def run_stage(
     called once per turn of the loop (the component's liveness). *idle*, when given, runs on
     every poll that brought nothing: its output is produced and acknowledged like a batch's, with
     no offsets to commit (the aggregator evaluates what other instances' rows changed).
+    *replayable* stages get poison isolation and retries (see the module docstring).
     """
     component = metrics.component
     handled = 0
@@ -265,7 +281,10 @@ def run_stage(
                 continue
             idle_since = time.monotonic()
             started = time.perf_counter()
-            output = stage(batch)
+            if replayable:
+                output = _with_retries(functools.partial(isolate_poison, stage, batch, metrics), settings, metrics, stop)
+            else:
+                output = stage(batch)
             _produce_acknowledged(producer, output, settings, metrics)  # raises: no commit then
             consumer.commit()
             for msg in batch:
@@ -284,6 +303,44 @@ def run_stage(
     finally:
         metrics.up.labels(component).set(0)
     return handled
+
+
+def isolate_poison(stage: Stage, batch: Sequence[Message], metrics: PipelineMetrics) -> StageOutput:
+    """*stage* over *batch*; when it raises for a record's sake, bisect to the records that make
+    it raise and turn each into a ``stage_error`` failure, keeping the others' output."""
+    try:
+        return stage(batch)
+    except ENVIRONMENT_ERRORS:
+        raise
+    except Exception as exc:
+        if len(batch) == 1:
+            msg = batch[0]
+            metrics.errors.labels(metrics.component, "stage_error").inc()
+            log.exception("%s: the stage failed on %s[%d]@%d; dead-lettering it", metrics.component,
+                          msg.ctx.topic, msg.ctx.partition, msg.ctx.offset)
+            return StageOutput(failures=[Failure(msg.ctx, "stage_error", f"{type(exc).__name__}: {exc}"[:1000], msg.value)])
+    mid = len(batch) // 2
+    left = isolate_poison(stage, batch[:mid], metrics)
+    right = isolate_poison(stage, batch[mid:], metrics)
+    return StageOutput(produce=left.produce + right.produce, failures=left.failures + right.failures)
+
+
+def _with_retries(attempt: Callable[[], StageOutput], settings: Settings, metrics: PipelineMetrics,
+                  stop: threading.Event) -> StageOutput:
+    """*attempt*, retried with backoff while it fails on its environment (at most
+    ``settings.stage_retries`` times, each counted); then the error goes up, uncommitted."""
+    for retry in range(settings.stage_retries + 1):
+        try:
+            return attempt()
+        except ENVIRONMENT_ERRORS as exc:
+            if retry == settings.stage_retries or stop.is_set():
+                raise
+            metrics.errors.labels(metrics.component, "stage_retry").inc()
+            delay = min(30.0, settings.stage_retry_backoff_s * 2**retry)
+            log.warning("%s: the stage failed (%s: %s); retry %d of %d in %.1f s", metrics.component,
+                        type(exc).__name__, exc, retry + 1, settings.stage_retries, delay)
+            stop.wait(delay)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _produce_acknowledged(producer: KafkaProducer, output: StageOutput, settings: Settings, metrics: PipelineMetrics) -> None:

@@ -18,7 +18,7 @@ from framewatch.contracts import DECODE_REASONS
 NAMESPACE = "framewatch"
 
 # Errors a consumer loop survives or reports before it stops (``errors_total{reason}``).
-PIPELINE_ERROR_REASONS = ("kafka_error", "commit_failed")
+PIPELINE_ERROR_REASONS = ("kafka_error", "commit_failed", "stage_error", "stage_retry")
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 

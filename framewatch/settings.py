@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     model_precision: Literal["auto", "float32", "bfloat16", "int8"] = Field("auto", description="Encoder precision: auto = bfloat16 autocast on a CPU with native bfloat16 (AVX512-BF16/AMX; ~2.5x faster, same vectors to 4 decimals), else float32; int8 = dynamically quantized, faster but visibly different vectors.")
     batch_max_records: int = Field(256, ge=1, le=100_000, description="Largest micro-batch a consumer handles at once.")
     batch_max_wait_ms: int = Field(500, ge=1, le=60_000, description="Longest wait to fill a micro-batch.")
+    stage_retries: int = Field(3, ge=0, le=20, description="Retries of a micro-batch whose stage failed on its environment (broker, disk, memory), with doubling backoff; then the component stops without committing. A record that makes the stage fail is dead-lettered instead (stage_error).")
+    stage_retry_backoff_s: float = Field(0.5, ge=0, le=60, description="First backoff of a stage retry; doubles per retry (at most 30 s).")
     batch_linger_ms: int = Field(20, ge=0, le=60_000, description="Once a batch has records, how long a poll waits for more; the batch closes at the first poll that brings none (a light stream gets small, prompt batches, a backlog full ones).")
 
     # --- processing: framing stage and emergent framings (clustering) ------------------------

@@ -170,6 +170,7 @@ def _aggregate(
                 consumer=consumer, producer=producer, stage=merged_stage, settings=settings,
                 metrics=pipeline, stop=component.stop, max_batches=max_batches, idle_stop_s=idle_stop_s,
                 heartbeat=component.heartbeat.beat, idle=lambda: merged_stage(()),
+                replayable=False,  # its output is a delta of its state: a failure restarts it
             )
         except CommitFailedError:
             # the group rebalanced under the batch: its offsets go uncommitted and the

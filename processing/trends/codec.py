@@ -63,8 +63,12 @@ def _contribution(data: dict[str, Any], partition: int) -> AggregateContribution
         get = seg.get  # a segment that is not an object has no .get: AttributeError, not counted
         # the segment's frame (aggregate.segment_frame, inlined: this loop is the hot path)
         name = get("frame")
+        if name is not None and type(name) is not str:  # would break sorting downstream
+            raise TypeError("segment frame")
         if not name:
             cluster = get("cluster")
+            if cluster is not None and type(cluster) is not str:
+                raise TypeError("segment cluster")
             if not cluster:
                 continue
             name = cluster if cluster.startswith(EMERGENT_PREFIX) else f"{EMERGENT_PREFIX}{cluster}"
@@ -130,9 +134,9 @@ def fast_contribution(raw: bytes, partition: int) -> AggregateContribution:
     ``contracts.decode`` checks every nested field and is too slow for this hot path; this
     checks the fields it reads and raises DecodeError (the caller asks ``contracts.decode``
     for the canonical reason). The JSON is parsed by orjson when it is installed (well under
-    half json's time on these records): what orjson refuses goes to json, and as orjson reads
-    integer literals past 64 bits as floats where json keeps them whole, a record where that
-    would show (a float segment frame) is read again by json.
+    half json's time on these records); what orjson refuses goes to json. Segment frames must be
+    strings (a number there once broke the aggregation's sorting), so where orjson and json read
+    numbers differently (integers past 64 bits) both refuse the record alike.
     """
     try:
         if orjson is not None:
@@ -140,11 +144,9 @@ def fast_contribution(raw: bytes, partition: int) -> AggregateContribution:
                 data = orjson.loads(raw)
             except ValueError:
                 return _checked_contribution(_stdlib_loads(raw), partition)
-            contribution = _checked_contribution(data, partition)
-            if float not in map(type, contribution.segment_frames):
-                return contribution
+            return _checked_contribution(data, partition)
         return _checked_contribution(_stdlib_loads(raw), partition)
-    except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, UnicodeDecodeError, RecursionError) as exc:
         raise DecodeError("invalid_field", str(exc), raw) from exc
 
 

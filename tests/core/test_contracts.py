@@ -52,7 +52,13 @@ def test_unknown_fields_are_ignored_for_forward_compatibility() -> None:
         # a lone UTF-16 surrogate: valid JSON, but no UTF-8 encoder can write the record back
         (b'{"item_id": "a\\ud800", "schema_version": 1}', "not_utf8"),
         (b'{"item_id": "\xed\xa0\x80"}', "not_utf8"),
+        # nesting past the interpreter's stack, and past the decoders' own limit
+        (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "too_deep"),
+        (b'{"item_id": "a", "tags": ' + b"[" * 40 + b"]" * 40 + b"}", "too_deep"),
+        (b'{"item_id": "' + b"x" * (4 * 1024 * 1024) + b'"}', "too_large"),
     ],
+    ids=["not_utf8", "not_json", "not_object", "schema_too_new", "int_id", "missing_fields", "escaped_surrogate",
+         "raw_surrogate", "deeper_than_the_stack", "deeper_than_the_limit", "larger_than_the_limit"],
 )
 def test_bad_bytes_raise_one_error_type_with_reason_and_bytes(raw: bytes, reason: str) -> None:
     with pytest.raises(DecodeError) as info:

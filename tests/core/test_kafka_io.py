@@ -49,7 +49,8 @@ def seed(settings: Settings, topic: str, values: list[tuple[str, bytes]]) -> Non
     producer.close()
 
 
-def run_once(settings: Settings, group: str, src: str, stage: Callable[[Sequence[Message]], StageOutput], producer: KafkaProducer | None = None) -> tuple[int, CollectorRegistry]:
+def run_once(settings: Settings, group: str, src: str, stage: Callable[[Sequence[Message]], StageOutput],
+             producer: KafkaProducer | None = None, replayable: bool = True) -> tuple[int, CollectorRegistry]:
     registry = CollectorRegistry()
     consumer = make_consumer(settings, group, [src])
     own_producer = producer is None
@@ -58,6 +59,7 @@ def run_once(settings: Settings, group: str, src: str, stage: Callable[[Sequence
         handled = run_stage(
             consumer=consumer, producer=producer, stage=stage, settings=settings,
             metrics=PipelineMetrics(registry, "test"), stop=threading.Event(), idle_stop_s=3,
+            replayable=replayable,
         )
     finally:
         consumer.close()
@@ -174,3 +176,89 @@ def test_idle_output_is_produced_and_acknowledged_with_no_input(settings_factory
         producer.close()
     assert handled == 0 and len(calls) >= 2
     assert topic_reader(out) == [(b"tick", b"evaluated")]
+
+
+def poison_stage(out_topic: str, calls: list[int] | None = None) -> Callable[[Sequence[Message]], StageOutput]:
+    """Upper-cases values; any batch holding a value with b"poison" makes it raise."""
+
+    def stage(batch: Sequence[Message]) -> StageOutput:
+        if calls is not None:
+            calls.append(len(batch))
+        if any(b"poison" in m.value for m in batch):
+            raise TypeError("a record this stage cannot take")
+        return StageOutput(produce=[Outgoing(out_topic, m.ctx.key.decode(), m.value.upper()) for m in batch])
+
+    return stage
+
+
+def test_a_record_that_makes_the_stage_raise_is_bisected_out_and_dead_lettered(
+    settings_factory, topic_factory, topic_reader,
+) -> None:
+    settings = settings_factory(batch_max_records=16)
+    src = topic_factory(settings, "raw-items", 1)
+    out = topic_factory(settings, "out")
+    dead = topic_factory(settings, "dead-letters")
+    values = [(f"k{i}", b"poison %d" % i if i in (3, 11) else b"fine %d" % i) for i in range(16)]
+    seed(settings, src, values)
+    calls: list[int] = []
+    handled, registry = run_once(settings, "g-poison", src, poison_stage(out, calls))
+    assert handled == 16
+    assert sorted(v for _, v in topic_reader(out)) == sorted(v.upper() for _, v in values if b"fine" in v)
+    letters = [contracts.decode(DeadLetter, v) for _, v in topic_reader(dead)]
+    assert sorted((d.reason, d.raw) for d in letters) == [("stage_error", b"poison 11"), ("stage_error", b"poison 3")]
+    assert all("TypeError: a record this stage cannot take" in d.detail for d in letters)
+    g = registry.get_sample_value
+    assert g("framewatch_errors_total", {"component": "test", "reason": "stage_error"}) == 2
+    assert g("framewatch_dead_letters_total", {"component": "test", "reason": "stage_error"}) == 2
+    assert len(calls) <= 1 + 2 * 2 * 4  # a bisection, not a record-by-record retry of the batch
+    again, _ = run_once(settings, "g-poison", src, poison_stage(out))
+    assert again == 0  # committed: the poison does not come back
+
+
+def test_environment_errors_are_retried_counted_and_then_stop_the_loop_uncommitted(
+    settings_factory, topic_factory, topic_reader,
+) -> None:
+    settings = settings_factory(stage_retries=2, stage_retry_backoff_s=0)
+    src = topic_factory(settings, "raw-items", 1)
+    out = topic_factory(settings, "out")
+    seed(settings, src, [("k", b"v")])
+    failures = [OSError("disk full"), OSError("disk full")]
+
+    def flaky(batch: Sequence[Message]) -> StageOutput:
+        if failures:
+            raise failures.pop()
+        return StageOutput(produce=[Outgoing(out, "k", b"V")])
+
+    handled, registry = run_once(settings, "g-env", src, flaky)
+    assert handled == 1 and topic_reader(out) == [(b"k", b"V")]
+    assert registry.get_sample_value("framewatch_errors_total", {"component": "test", "reason": "stage_retry"}) == 2
+
+    seed(settings, src, [("k2", b"v2")])
+
+    def broken(batch: Sequence[Message]) -> StageOutput:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        run_once(settings, "g-env", src, broken)
+    # nothing committed and nothing dead-lettered: a healthy run handles the record
+    handled, _ = run_once(settings, "g-env", src, flaky)
+    assert handled == 1
+
+
+def test_a_stage_that_is_not_replayable_fails_the_loop_uncommitted(settings_factory, topic_factory, topic_reader) -> None:
+    """The aggregator's kind of stage: no bisecting and no retry in process (a half handed again
+    would produce nothing for what its state already holds); the restart reads the batch again."""
+    settings = settings_factory()
+    src = topic_factory(settings, "raw-items", 1)
+    out = topic_factory(settings, "out")
+    seed(settings, src, [("a", b"fine"), ("b", b"poison")])
+    calls: list[int] = []
+    with pytest.raises(TypeError):
+        run_once(settings, "g-delta", src, poison_stage(out, calls), replayable=False)
+    assert calls == [2] and topic_reader(out) == []
+    handled, _ = run_once(settings, "g-delta", src, upper_stage_raw(out))
+    assert handled == 2  # nothing was committed
+
+
+def upper_stage_raw(out_topic: str) -> Callable[[Sequence[Message]], StageOutput]:
+    return lambda batch: StageOutput(produce=[Outgoing(out_topic, m.ctx.key.decode(), m.value.upper()) for m in batch])

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from framewatch import contracts
-from framewatch.contracts import ANY
+from framewatch.contracts import ANY, FramedItem
+from framewatch.errors import DecodeError
 from framewatch.processing.trends import codec as aggregate_codec
 from framewatch.processing.trends.codec import (
     contribution_of,
@@ -28,14 +29,27 @@ def _segment_frame_raw(frame_literal: str) -> bytes:
     return json.dumps(data).replace('"@@"', frame_literal).encode()
 
 
-@pytest.mark.parametrize("literal", ['"trust"', "123456789012345678901234567890", "1.5", "7"])
-def test_fast_decode_is_the_same_with_and_without_orjson(literal: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    raw = _segment_frame_raw(literal)
+def test_fast_decode_is_the_same_with_and_without_orjson(monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = _segment_frame_raw('"trust"')
     accelerated = fast_contribution(raw, 3)
     monkeypatch.setattr(aggregate_codec, "orjson", None)
     plain = fast_contribution(raw, 3)
-    assert accelerated == plain
-    assert [type(k) for k in accelerated.segment_frames] == [type(k) for k in plain.segment_frames]
+    assert accelerated == plain and accelerated.segment_frames == {"trust": 1}
+
+
+@pytest.mark.parametrize("literal", ["123456789012345678901234567890", "1.5", "7", "true", "[1]", "{}"])
+@pytest.mark.parametrize("accelerated", [True, False])
+def test_a_segment_frame_that_is_no_string_is_refused_with_and_without_orjson(
+    literal: str, accelerated: bool, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if not accelerated:
+        monkeypatch.setattr(aggregate_codec, "orjson", None)
+    raw = _segment_frame_raw(literal)
+    with pytest.raises(DecodeError):
+        fast_contribution(raw, 3)
+    with pytest.raises(DecodeError) as full:  # the canonical reason the stage dead-letters with
+        contracts.decode(FramedItem, raw)
+    assert full.value.reason == "invalid_field"
 
 
 @pytest.mark.parametrize("title", ["Ünïcode \u2028 \"quoted\" \x01\n\t\U0001F600", "plain"])

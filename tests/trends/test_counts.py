@@ -140,7 +140,12 @@ def test_contribution_json_round_trip_and_fast_decode_matches_full() -> None:
      (b'{"schema_version": 99}', "schema_too_new"), (b'{"key": "x"}', "invalid_field"),
      # a lone surrogate anywhere (escaped or as raw bytes) would fail at the first produce
      (contracts.encode(framed(1)).replace(b'"title":', b'"title":"\\udc80","t":', 1), "not_utf8"),
-     (contracts.encode(framed(1)).replace(b'"title":', b'"title":"\xed\xb2\x80","t":', 1), "not_utf8")],
+     (contracts.encode(framed(1)).replace(b'"title":', b'"title":"\xed\xb2\x80","t":', 1), "not_utf8"),
+     # a segment frame or cluster that is no string (once a TypeError deep in the aggregation)
+     (contracts.encode(framed(1)).replace(b'"frame":"surveillance","score"', b'"frame":7,"score"', 1), "invalid_field"),
+     (contracts.encode(framed(1, frame=None, segments=((None, "emergent:1"),))).replace(b'"cluster":"emergent:1"', b'"cluster":[1]', 1), "invalid_field"),
+     # nesting past the stack
+     (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "too_deep")],
 )
 def test_undecodable_records_are_failures_with_reason(raw: bytes, reason: str) -> None:
     with pytest.raises(DecodeError):

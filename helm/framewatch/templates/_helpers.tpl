@@ -135,6 +135,8 @@ spec:
           value: /var/lib/framewatch
         - name: FRAMEWATCH_LOG_LEVEL
           value: {{ $root.Values.config.logLevel | quote }}
+        - name: FRAMEWATCH_HEALTH_STALE_AFTER_S
+          value: {{ $root.Values.config.healthStaleAfterSeconds | quote }}
         - name: HOME
           value: /var/lib/framewatch
         - name: HF_HOME
