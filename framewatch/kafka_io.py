@@ -198,10 +198,15 @@ class Tail:
 
     def __init__(self, settings: Settings, topic: str, client_id: str) -> None:
         self.consumer = _groupless_consumer(settings, client_id)
-        _assign_from_start(self.consumer, topic)
+        self.topic = topic
+        self.assigned = bool(_assign_from_start(self.consumer, topic))
 
     def poll(self, max_records: int = 50_000) -> list[bytes]:
         """Values published since the last call."""
+        if not self.assigned:  # the topic's metadata was not there yet (a busy broker): try again
+            self.assigned = bool(_assign_from_start(self.consumer, self.topic))
+            if not self.assigned:
+                return []
         return [
             rec.value or b""
             for records in self.consumer.poll(timeout_ms=0, max_records=max_records).values()

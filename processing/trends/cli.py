@@ -141,6 +141,7 @@ def _aggregate(
         with lock:
             # other instances' rows first, so that detection sees every partition
             stage.absorb(tail.poll(), restorer.owned)
+            stage.pending |= restorer.take_moved()
             return stage(batch)
 
     def merged_counts() -> Any:

@@ -53,6 +53,13 @@ class StateRestorer(ConsumerRebalanceListener):
         self.framed_topic = framed_topic
         self.ready = threading.Event()
         self.owned: set[int] = set()
+        self._moved: set[str] = set()  # watches to evaluate again: their partitions changed hands
+
+    def take_moved(self) -> set[str]:
+        """Watches whose state or owner a rebalance changed since the last call (evaluate them:
+        no batch of theirs may come again to trigger it). Call it holding ``self.lock``."""
+        moved, self._moved = self._moved, set()
+        return moved
 
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         """Hand partitions over: the new owner reloads them from the state topic; their counts
@@ -79,6 +86,7 @@ class StateRestorer(ConsumerRebalanceListener):
             log.info("restored %d contributions of partitions %s", n, sorted(wanted))
         with self.lock:
             self.owned |= {tp.partition for tp in assigned if tp.topic == self.framed_topic}
+            self._moved |= set(self.state.frames)
         self.ready.set()
 
 

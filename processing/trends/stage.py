@@ -94,6 +94,7 @@ class AggregateStage:
         self.caught_up = caught_up
         self.max_defer_s = max_defer_s
         self._evaluated_at = time.monotonic()
+        self._swept_at = time.monotonic()
 
     def absorb(self, rows: Sequence[contracts.AggregateRow], owned: set[int]) -> None:
         """Take in partial rows other instances published; their watches get evaluated next."""
@@ -108,6 +109,11 @@ class AggregateStage:
             # belong to the new owner (we do not commit them), and our state for them is gone
             owned = self.owned()
             batch = [m for m in batch if m.ctx.partition in owned]
+        if not batch and time.monotonic() - self._swept_at >= self.max_defer_s:
+            # idle (the loop's idle hook): windows move on with the clock and with rows that may
+            # have come in between, so every watch is evaluated again, once per max_defer_s
+            self._swept_at = time.monotonic()
+            self.pending |= set(self.state.frames)
         contributions, failures = decode_contributions(batch)
         applied = self.state.apply(contributions)
         out = [Outgoing(state_topic, c.key, contribution_to_json(c)) for c in applied.changed]

@@ -94,12 +94,20 @@ def test_two_instances_raise_each_watch_alert_once_and_a_restart_raises_none_aga
     stop = threading.Event()
     handled: list[int] = []
 
-    def instance() -> None:
-        handled.append(run_aggregator(settings, stop, serve_metrics=False, registry=CollectorRegistry(),
+    registries = [CollectorRegistry(), CollectorRegistry()]
+
+    def instance(registry: CollectorRegistry) -> None:
+        handled.append(run_aggregator(settings, stop, serve_metrics=False, registry=registry,
                                       clock=lambda: T0 + timedelta(minutes=59),
                                       consumer_overrides={"session_timeout_ms": 6000, "heartbeat_interval_ms": 500}))
 
-    threads = [threading.Thread(target=instance) for _ in range(2)]
+    def diagnostics() -> str:
+        scores = [{w: r.get_sample_value("framewatch_spike_score", {"watch": w, "frame": "a"}) for w in watches}
+                  for r in registries]
+        alerts = [(a.watch_id, a.frame, a.observed_count) for a in alert_records(topic_reader, settings)]
+        return f"alerts {alerts}; spike scores of frame a per instance {scores}"
+
+    threads = [threading.Thread(target=instance, args=(r,)) for r in registries]
     for t in threads:
         t.start()
     try:
@@ -107,8 +115,11 @@ def test_two_instances_raise_each_watch_alert_once_and_a_restart_raises_none_aga
                    timeout_s=60, every_s=0.5)
         seed(settings, [r for w in watches for r in history_and_spike(w)])
         assert wait_committed(settings, group_id(settings), settings.topic(FRAMED_ITEMS), 90)
-        wait_until("an alert per watch", lambda: len({a.watch_id for a in alert_records(topic_reader, settings)}) == 2,
-                   timeout_s=60, every_s=0.5)
+        try:
+            wait_until("an alert per watch", lambda: len({a.watch_id for a in alert_records(topic_reader, settings)}) == 2,
+                       timeout_s=120, every_s=0.5)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {diagnostics()}") from None
     finally:
         stop.set()
         for t in threads:

@@ -224,3 +224,24 @@ def test_stage_evaluates_a_long_backlog_at_least_every_max_defer_s() -> None:
     spike = [framed(f"w{i}", frame="a" if i < 45 else "other", at=T0 + timedelta(seconds=i * 35)) for i in range(100)]
     out = stage([Message(MessageContext("framed", 0, n, None), contracts.encode(r)) for n, r in enumerate(spike)])
     assert [o.key for o in out.produce if o.topic == "x"] == ["scs:a:2026-11-26T09:00:00Z"]
+
+
+def test_an_idle_stage_sweeps_every_watch_once_per_max_defer_s() -> None:
+    """With no batch coming (the loop's idle hook), a watch whose data arrived otherwise (a
+    restore, other instances' rows) is still evaluated: every watch, at most once per max_defer_s."""
+    from framewatch import contracts
+    from framewatch.contracts import Alert
+    from framewatch.processing.trends.stage import AggregateStage
+
+    state = AggregateState()
+    _history(state, 24, 100, 0.2)
+    state.apply([contribution_of(framed(f"w{i}", frame="a" if i < 45 else "other", at=T0 + timedelta(seconds=i * 35)), 0)
+                 for i in range(100)])  # loaded behind the stage's back, as a restore does
+    waiting = AggregateStage(state, SpikeDetector(CFG), state_topic="s", aggregates_topic="a", alerts_topic="x",
+                             clock=lambda: T0 + timedelta(minutes=59), max_defer_s=3600)
+    assert waiting(()).produce == []  # swept at most once per hour: not yet
+    sweeping = AggregateStage(state, SpikeDetector(CFG), state_topic="s", aggregates_topic="a", alerts_topic="x",
+                              clock=lambda: T0 + timedelta(minutes=59), max_defer_s=0)
+    alerts = [contracts.decode(Alert, o.value) for o in sweeping(()).produce if o.topic == "x"]
+    assert [(a.watch_id, a.frame, a.observed_count) for a in alerts] == [("scs", "a", 45)]
+    assert sweeping(()).produce == []  # the cooldown holds on the next sweep
