@@ -25,6 +25,11 @@ records, which completes a batch whose produce failed halfway. Known limits: con
 kept forever (no retention yet); after a rebalance the new owner of a watch knows the cooldowns
 of alerts raised before its start (read from the alerts topic) but not those raised since by the
 previous owner.
+
+Data can come late: a backlog read after the first evaluation, or another instance's rows. The
+spike detector caches each window's baseline and recomputes it when :meth:`AggregateState.
+baseline_stamp` says an hour before the window changed since (it once kept a baseline taken
+from half the partitions for the whole hour, and the spike went unseen).
 """
 
 from __future__ import annotations
@@ -77,7 +82,8 @@ def segment_frame(frame: str | None, cluster: str | None) -> str | None:
 # (frame, outlet, partition) -> [d_items, d_segments]
 Cells = dict[tuple[str, str, int], list[int]]
 _FINEST = min(GRANULARITIES, key=GRANULARITIES.__getitem__)
-_FINEST_S = GRANULARITIES[_FINEST]  # every granularity is a multiple of it: buckets nest
+_FINEST_S = GRANULARITIES[_FINEST]
+_HOUR = "1h"  # spike baselines are read from hour buckets  # every granularity is a multiple of it: buckets nest
 
 
 class BatchDeltas:
@@ -178,6 +184,11 @@ class AggregateState:
         self.frames: dict[str, set[str]] = defaultdict(set)
         # partial counts of partitions other instances own, from their published rows
         self.foreign: dict[int, dict[BucketKey, list[int]]] = defaultdict(dict)
+        # per watch, the newest hour bucket changed and [changes to older hours, all hour changes]:
+        # a spike baseline cached for a window stays valid while its stamp stays (baseline_stamp)
+        self._hour_front: dict[str, int] = {}
+        self._hour_revs: dict[str, list[int]] = {}
+        self._epoch = 0  # bumped when partitions are dropped (their counts leave the totals)
 
     def apply(self, incoming: Sequence[AggregateContribution]) -> Applied:
         """Apply contributions: same content is a no-op, changed content replaces the old."""
@@ -224,6 +235,7 @@ class AggregateState:
                     total[1] -= segs
         for record_key in [k for k, c in self.contributions.items() if c.partition in gone]:
             self._unindex(self.contributions.pop(record_key))
+        self._epoch += 1
 
     def demote_partitions(self, partitions: Iterable[int]) -> None:
         """Partitions handed to another instance (a rebalance): their counts stay in the totals
@@ -249,6 +261,8 @@ class AggregateState:
             total = self.totals.setdefault(key, [0, 0])
             total[0] += d_items
             total[1] += d_segs
+            if r.granularity == _HOUR and d_items:
+                self._hour_changed(r.watch_id, bucket)
             if r.granularity == _FINEST and r.items > 0 and r.frame != ANY:
                 self.frames[r.watch_id].add(r.frame)
                 first = self.first_seen.get((r.watch_id, r.frame))
@@ -267,6 +281,8 @@ class AggregateState:
         counts, totals = self.counts, self.totals
         for (watch, gran, bucket), cells in deltas.buckets():
             finest = gran == _FINEST
+            if gran == _HOUR:
+                self._hour_changed(watch, bucket)
             for (frame, outlet, p), (items, segs) in cells:
                 key = (watch, outlet, gran, bucket, frame)
                 own = counts[p]
@@ -288,6 +304,17 @@ class AggregateState:
                 append((watch, frame, gran, bucket, outlet, p, part[0], part[1]))
         return rows
 
+    def _hour_changed(self, watch: str, bucket: int) -> None:
+        revs = self._hour_revs.get(watch)
+        if revs is None:
+            revs = self._hour_revs[watch] = [0, 0]
+        revs[1] += 1
+        front = self._hour_front.get(watch)
+        if front is None or bucket > front:
+            self._hour_front[watch] = bucket
+        elif bucket < front:
+            revs[0] += 1  # late data: an hour before the newest one changed
+
     def _unindex(self, c: AggregateContribution, published_s: int | None = None) -> None:
         if c.frame is not None:
             if published_s is None:
@@ -299,6 +326,16 @@ class AggregateState:
     def count(self, watch: str, frame: str, granularity: str, bucket_s: int, outlet: str = ANY) -> int:
         """Items of *frame* (``*`` for all) in one bucket, summed over partitions."""
         return self.totals.get((watch, outlet, granularity, bucket_s, frame), (0, 0))[0]
+
+    def baseline_stamp(self, watch: str, hour_s: int) -> tuple[int, int, int]:
+        """A stamp of the hour buckets of *watch* before *hour_s*: while it stays the same, so do
+        they. Once the newest hour changed is at or past *hour_s*, every later change to an hour
+        before it is late data and bumps the stamp; before that, any hour change does."""
+        front = self._hour_front.get(watch)
+        late, every = self._hour_revs.get(watch, (0, 0))
+        if front is not None and front >= hour_s:
+            return (self._epoch, 0, late)
+        return (self._epoch, 1, every)
 
     def top_items(self, watch: str, frame: str, start_s: int, end_s: int, limit: int = 3) -> tuple[AlertItem, ...]:
         """The best-scoring items of *frame* published in [start_s, end_s), as alert evidence."""

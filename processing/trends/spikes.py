@@ -40,6 +40,10 @@ class CountsView(Protocol):
 
     def count(self, watch: str, frame: str, granularity: str, bucket_s: int, outlet: str = ANY) -> int: ...
 
+    def baseline_stamp(self, watch: str, hour_s: int) -> tuple[int, ...]:
+        """Changes whenever an hour bucket of *watch* before *hour_s* may have changed."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class SpikeConfig:
@@ -218,8 +222,9 @@ class SpikeDetector:
         self.cfg = cfg
         self.last_alert: dict[tuple[str, str], int] = {}
         self.latest: dict[tuple[str, str], Evaluation] = {}
-        # baselines depend only on buckets before the window: computed once per window start
-        self._baselines: dict[tuple[str, str, int], Baseline] = {}
+        # baselines depend only on hour buckets before the window: computed once per window
+        # start, and again when late data (a backlog, another instance's rows) changed those hours
+        self._baselines: dict[tuple[str, str, int], tuple[tuple[int, ...], Baseline]] = {}
 
     def evaluate(
         self, view: CountsView, watch: str, frames: Iterable[str], now_s: float,
@@ -234,11 +239,15 @@ class SpikeDetector:
             else:
                 start = end - self.cfg.window_s
                 hour = start - start % WINDOW_S
-                base = self._baselines.get((watch, frame, hour))
-                if base is None:
+                stamp = view.baseline_stamp(watch, hour)
+                cached = self._baselines.get((watch, frame, hour))
+                if cached is not None and cached[0] == stamp:
+                    base = cached[1]
+                else:
                     if len(self._baselines) > 100_000:
                         self._baselines.clear()
-                    base = self._baselines[(watch, frame, hour)] = baseline(view, watch, frame, start, self.cfg)
+                    base = baseline(view, watch, frame, start, self.cfg)
+                    self._baselines[(watch, frame, hour)] = (stamp, base)
                 ev = evaluate_share(view, watch, frame, end, self.cfg, base)
             self.latest[(watch, frame)] = ev
             if ev.fires and not in_cooldown(self.last_alert.get((watch, frame)), ev.window_start_s, self.cfg.cooldown_s):

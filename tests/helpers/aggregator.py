@@ -7,6 +7,7 @@ import threading
 from datetime import timedelta
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import CoordinatorNotAvailableError
 from prometheus_client import CollectorRegistry
 
 from framewatch import contracts
@@ -65,6 +66,8 @@ def stable_members(settings: Settings, group: str) -> int:
     admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     try:
         info = admin.describe_groups([group]).get(group) or {}
+    except CoordinatorNotAvailableError:  # a fresh broker still creating __consumer_offsets
+        return 0
     finally:
         admin.close()
     state = str(info.get("group_state") or info.get("state") or "")

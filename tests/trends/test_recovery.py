@@ -82,11 +82,6 @@ def test_kill_9_right_after_the_alert_and_a_restart_leave_one_alert_record(
     assert [(a.watch_id, a.frame, a.rule) for a in alerts] == [("scs", "a", "share_spike")]
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known product gap (issue 17 left open): on a loaded machine one instance evaluates its watch on "
-    "its own partitions' rows only (score 3.2-3.6, no alert) and never sees the other instance's "
-    "partials; passes on an idle machine. While marked so, a re-emitted alert here goes unseen: "
-    "the single-instance kill test above catches that."))
 def test_two_instances_raise_each_watch_alert_once_and_a_restart_raises_none_again(
     settings_factory: Callable[..., Settings], topic_factory: Callable[..., str], topic_reader: Callable[..., list],
 ) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from framewatch.contracts import AggregateContribution
 from framewatch.processing.trends.codec import contribution_of
-from framewatch.processing.trends.counts import AggregateState
+from framewatch.processing.trends.counts import AggregateState, row_of
 from framewatch.processing.trends.spikes import (
     EMERGENT_GROWTH,
     SHARE_SPIKE,
@@ -72,15 +73,19 @@ def test_current_window_end_is_next_five_minute_boundary() -> None:
     assert current_window_end(S0) == S0 + 300
 
 
-def _history(state: AggregateState, hours: int, per_hour: int, share: float, frame: str = "a") -> None:
-    """Steady history before 09:00: *per_hour* items an hour, *share* of them of *frame*."""
+def _contributions_of_history(hours: int, per_hour: int, share: float, frame: str = "a") -> list[AggregateContribution]:
     cs: list[AggregateContribution] = []
     for h in range(1, hours + 1):
         for i in range(per_hour):
             f = frame if i < round(share * per_hour) else "other"
             at = T0 - timedelta(hours=h) + timedelta(seconds=i * 3600 // per_hour)
             cs.append(contribution_of(framed(f"h{h}.{i}", frame=f, at=at), 0))
-    state.apply(cs)
+    return cs
+
+
+def _history(state: AggregateState, hours: int, per_hour: int, share: float, frame: str = "a") -> None:
+    """Steady history before 09:00: *per_hour* items an hour, *share* of them of *frame*."""
+    state.apply(_contributions_of_history(hours, per_hour, share, frame))
 
 
 def _window(state: AggregateState, n: int, k: int, frame: str = "a", start: int = 0) -> None:
@@ -135,6 +140,32 @@ def test_cooldown_makes_one_spike_alert_once() -> None:
     restarted = SpikeDetector(CFG)
     restarted.remember("scs", "a", first[0].window_start_s)  # restored from the alerts topic
     assert restarted.evaluate(state, "scs", state.frames["scs"], S0 + 3899) == []
+
+
+@pytest.mark.parametrize("route", ["own backlog", "another instance's rows"])
+def test_a_cached_baseline_follows_history_that_comes_late(route: str) -> None:
+    # The window first, its history after (a backlog read in a later batch, or another instance's
+    # partial rows): the spike must be seen once the history is in, in the same window.
+    state = AggregateState()
+    _window(state, 100, 45)
+    detector = SpikeDetector(CFG)
+    assert detector.evaluate(state, "scs", state.frames["scs"], S0 + 3599) == []  # no baseline yet
+    if route == "own backlog":
+        _history(state, 24, 100, 0.2)
+    else:
+        other = AggregateState()
+        cs = [replace(c, partition=1) for c in _contributions_of_history(24, 100, 0.2)]
+        rows = [row_of(v) for v in other.apply(cs).row_values]
+        assert state.merge_foreign(rows, owned={0}) == len(rows)
+    fired = detector.evaluate(state, "scs", state.frames["scs"], S0 + 3599)
+    fresh = SpikeDetector(CFG).evaluate(state, "scs", state.frames["scs"], S0 + 3599)
+    assert [(ev.frame, ev.baseline_share, ev.score) for ev in fired] == [
+        (ev.frame, ev.baseline_share, ev.score) for ev in fresh]
+    assert [ev.frame for ev in fired] == ["a"] and fired[0].baseline_share == pytest.approx(0.2, abs=0.01)
+    # and the cached baseline is used again while nothing before the window changes
+    _window(state, 100, 45, start=100)
+    assert detector.evaluate(state, "scs", state.frames["scs"], S0 + 3599 + 300) == []  # cooldown
+    assert detector.latest[("scs", "a")].baseline_share == fired[0].baseline_share
 
 
 def test_backfilled_items_never_spike_the_current_window() -> None:
