@@ -15,12 +15,17 @@ TIMEOUT = "timeout"
 TOO_LARGE = "too_large"
 REDIRECT_LOOP = "redirect_loop"
 CONNECTION_ERROR = "connection_error"
+# the fetch policy (README, "Fetch policy"): refused before any byte is sent to the address
+REFUSED_ADDRESS = "refused_address"  # loopback, private, link-local, metadata... after DNS, on any hop
+REFUSED_URL = "refused_url"  # not http(s), a followed link off the feed's host, an https->http redirect
+BAD_CONTENT_ENCODING = "bad_content_encoding"  # stacked or unknown Content-Encoding
 PARSE_ERROR = "parse_error"  # the parser failed in a way it does not name itself
 
 PARSE_REASONS: tuple[str, ...] = ("empty", "not_a_feed", "malformed", "bad_encoding")
 
 FETCH_OUTCOMES: tuple[str, ...] = (
     OK, NOT_MODIFIED, HTTP_ERROR, RATE_LIMITED, TIMEOUT, TOO_LARGE, REDIRECT_LOOP, CONNECTION_ERROR,
+    REFUSED_ADDRESS, REFUSED_URL, BAD_CONTENT_ENCODING,
 )
 OUTCOMES: tuple[str, ...] = (*FETCH_OUTCOMES, PARSE_ERROR, *PARSE_REASONS)
 
@@ -30,6 +35,11 @@ SKIP_ALREADY_PRODUCED = "already_produced"
 SKIP_DUPLICATE_IN_FEED = "duplicate_in_feed"
 SKIP_PRODUCE_FAILED = "produce_failed"
 SKIP_REASONS: tuple[str, ...] = (SKIP_ALREADY_PRODUCED, SKIP_DUPLICATE_IN_FEED, SKIP_PRODUCE_FAILED)
+
+# Items produced, but changed on the way (``items_flagged_total{reason}``, and the item's flags)
+FLAG_TRUNCATED = "truncated"  # over the per-entry cap, or over the broker's message limit
+FLAG_REPAIRED_TEXT = "repaired_text"  # text that could not be encoded (lone surrogates...) repaired
+FLAG_REASONS: tuple[str, ...] = (FLAG_TRUNCATED, FLAG_REPAIRED_TEXT)
 
 
 def is_success(outcome: str) -> bool:
