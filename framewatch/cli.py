@@ -52,3 +52,7 @@ def main(log_level: str | None) -> None:
     )
     # kafka-python logs every connection at INFO; keep its warnings, drop the chatter.
     logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # httpx/httpcore log every request's full URL at INFO/DEBUG: a Slack webhook URL or a feed
+    # URL with a token in it is a secret. Even at --log-level debug they stay at WARNING.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)

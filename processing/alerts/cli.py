@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import click
+from kafka.errors import CommitFailedError
 from prometheus_client import CollectorRegistry
 
 from framewatch.contracts import Alert
@@ -83,11 +84,20 @@ def run_notifier(
         component.closing("producer", producer.close)
         component.ready.set()
         log.info("notifier: %d subscriptions from %s", len(subscriptions), subscriptions_path)
-        return run_stage(
-            consumer=consumer, producer=producer, stage=notify_stage(notifier), settings=settings,
-            metrics=PipelineMetrics(component.registry, COMPONENT), stop=component.stop,
-            max_batches=max_batches, idle_stop_s=idle_stop_s, heartbeat=component.heartbeat.beat,
-        )
+        pipeline = PipelineMetrics(component.registry, COMPONENT)
+        while True:
+            try:
+                return run_stage(
+                    consumer=consumer, producer=producer, stage=notify_stage(notifier), settings=settings,
+                    metrics=pipeline, stop=component.stop, max_batches=max_batches,
+                    idle_stop_s=idle_stop_s, heartbeat=component.heartbeat.beat,
+                )
+            except CommitFailedError:
+                # the group rebalanced under the batch: its offsets go uncommitted and it is read
+                # again (here or by the partition's new owner); the delivery log, written before
+                # the commit, makes every delivery already made a duplicate, not a second send
+                log.warning("commit failed after a rebalance; carrying on")
+                pipeline.errors.labels(COMPONENT, "commit_failed").inc()
 
     return run_component(
         COMPONENT, settings, body, stop=stop, registry=registry, serve_health=serve_metrics,

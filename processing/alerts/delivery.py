@@ -4,8 +4,15 @@ Once per (alert key, subscriber): the SQLite delivery log under ``state_dir`` re
 successful delivery before the notifier's offsets are committed, and a delivery already in the
 log is never made again, also after a restart. The at-least-once edge: a crash after the
 receiver accepted a delivery but before the log row is written repeats that one delivery; every
-request carries ``X-Framewatch-Delivery`` (stable per alert and subscriber) so a receiver can
-drop the repeat.
+webhook request carries the Standard Webhooks ``webhook-id`` (stable per alert and subscriber)
+and a signature over id, timestamp and body (:mod:`.signing`), so a receiver can drop the repeat
+and reject a replay.
+
+Every delivery has a total deadline (``timeout_s``, connect to last byte: a slow-drip endpoint is
+cut off) and reads at most ``MAX_RESPONSE_BYTES`` of the answer. E-mail goes over verified TLS
+(STARTTLS, or implicit TLS on 465) unless the channel says ``tls: none``, and never logs in
+without TLS. Slack text is escaped: a feed title cannot ping ``<!channel>`` or dress up a link.
+Errors are logged with the channel's URL and secrets taken out.
 
 Each delivery is retried with exponential backoff; one that still fails is logged as failed and
 counted, and after ``failing_after`` failures in a row the subscriber is reported failing
@@ -15,12 +22,11 @@ in parallel, so a slow or dead endpoint never holds up the others.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import smtplib
 import sqlite3
+import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -34,23 +40,17 @@ import httpx
 from framewatch import contracts
 from framewatch.contracts import Alert
 from framewatch.metrics import NotifyMetrics
+from framewatch.processing.alerts.signing import signed_headers
 from framewatch.processing.alerts.subscriptions import Channel, Subscription, matches
 from framewatch.timeutil import format_utc, utcnow
 
 log = logging.getLogger(__name__)
 
-SIGNATURE_HEADER = "X-Framewatch-Signature"
-DELIVERY_HEADER = "X-Framewatch-Delivery"
+MAX_RESPONSE_BYTES = 65_536  # a receiver's answer is not ours to store: read this much at most
 
 
-def sign(body: bytes, secret: bytes) -> str:
-    """Signature header value of *body*: ``sha256=<hex HMAC-SHA256>``."""
-    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
-
-
-def verify(body: bytes, secret: bytes, header: str) -> bool:
-    """True when *header* is the signature of *body* under *secret* (constant time)."""
-    return hmac.compare_digest(sign(body, secret), header or "")
+class DeliveryError(RuntimeError):
+    """A delivery the receiver did not accept (status, deadline, TLS policy)."""
 
 
 def delivery_id(alert_key: str, subscriber: str) -> str:
@@ -76,13 +76,28 @@ def summary(alert: Alert) -> str:
     )
 
 
+def slack_escape(text: str) -> str:
+    """Text as Slack shows it literally: ``&``, ``<`` and ``>`` escaped (Slack's own rule), so a
+    stranger's title cannot write ``<!channel>``, ``<@U123>`` or ``<https://evil|bank.com>``."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_link(url: str, label: str) -> str:
+    """A Slack link whose URL cannot close the link early or add a label of its own."""
+    safe_url = url.replace("|", "%7C").replace(">", "%3E").replace("<", "%3C").replace(" ", "%20")
+    if not safe_url.lower().startswith(("http://", "https://")):
+        return slack_escape(f"{label} ({url})")  # only web links are made clickable
+    return f"<{safe_url}|{slack_escape(label)}>"
+
+
 def slack_body(alert: Alert) -> bytes:
-    """Slack-compatible incoming-webhook body."""
-    lines = [f"*framewatch* {summary(alert)}"]
+    """Slack-compatible incoming-webhook body (every value from a feed escaped)."""
+    lines = [f"*framewatch* {slack_escape(summary(alert))}"]
     for item in alert.top_items:
         title = item.title or item.url or "(untitled)"
-        link = f"<{item.url}|{title}>" if item.url else title
-        lines.append(f"• {link} ({item.outlet or 'unknown outlet'}): {(item.passage or '')[:200]}")
+        link = slack_link(item.url, title) if item.url else slack_escape(title)
+        outlet = slack_escape(item.outlet or "unknown outlet")
+        lines.append(f"• {link} ({outlet}): {slack_escape((item.passage or '')[:200])}")
     return json.dumps({"text": "\n".join(lines)}, ensure_ascii=False).encode("utf-8")
 
 
@@ -100,24 +115,81 @@ def email_message(alert: Alert, channel: Channel) -> EmailMessage:
     return msg
 
 
+def tls_context(channel: Channel) -> ssl.SSLContext:
+    """A verifying client context (system CAs, or the channel's ``ca_file``), TLS 1.2 or later."""
+    ctx = ssl.create_default_context(cafile=channel.ca_file)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def send_email(alert: Alert, ch: Channel, timeout_s: float) -> None:
+    """Send the alert's e-mail over the channel's TLS mode; never log in over plain text."""
+    host = ch.smtp_host or ""
+    if ch.tls == "implicit":
+        smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, ch.smtp_port, timeout=timeout_s, context=tls_context(ch))
+    else:
+        smtp = smtplib.SMTP(host, ch.smtp_port, timeout=timeout_s)
+    with smtp:
+        if ch.tls == "starttls":
+            smtp.ehlo()
+            if not smtp.has_extn("starttls"):
+                raise DeliveryError("the server does not offer STARTTLS (set tls: none to send in clear)")
+            smtp.starttls(context=tls_context(ch))
+            smtp.ehlo()
+        if ch.username and ch.password:
+            if ch.tls == "none":  # the loader refuses this too; a second line of defence
+                raise DeliveryError("refusing to log in without TLS")
+            smtp.login(ch.username, ch.password)
+        smtp.send_message(email_message(alert, ch))
+
+
+def post_within(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> int:
+    """POST with a total deadline (a watchdog closes the connection when it passes) and a bounded
+    read of the answer; returns the status."""
+    client = httpx.Client(timeout=timeout_s, follow_redirects=False)
+    watchdog = threading.Timer(timeout_s, client.close)
+    watchdog.daemon = True
+    watchdog.start()
+    started = time.monotonic()
+    try:
+        with client.stream("POST", url, content=body, headers=headers) as response:
+            read = 0
+            for chunk in response.iter_raw():
+                read += len(chunk)
+                if read >= MAX_RESPONSE_BYTES:
+                    break
+            return response.status_code
+    except Exception as exc:
+        if time.monotonic() - started >= timeout_s:
+            raise DeliveryError(f"no answer within the {timeout_s:g} s deadline") from None
+        raise DeliveryError(type(exc).__name__) from None  # httpx's text carries the URL
+    finally:
+        watchdog.cancel()
+        client.close()
+
+
 def send(alert: Alert, sub: Subscription, timeout_s: float) -> None:
     """Deliver *alert* to *sub* once; raises on any failure (HTTP status >= 300 included)."""
     ch = sub.channel
     if ch.type == "email":
-        with smtplib.SMTP(ch.smtp_host or "", ch.smtp_port, timeout=timeout_s) as smtp:
-            if ch.starttls:
-                smtp.starttls()
-            if ch.username and ch.password:
-                smtp.login(ch.username, ch.password)
-            smtp.send_message(email_message(alert, ch))
+        send_email(alert, ch, timeout_s)
         return
     body = webhook_body(alert, sub.subscriber) if ch.type == "webhook" else slack_body(alert)
-    headers = {"Content-Type": "application/json", DELIVERY_HEADER: delivery_id(alert.key, sub.subscriber)}
+    headers = {"Content-Type": "application/json"}
     if ch.secret is not None:
-        headers[SIGNATURE_HEADER] = sign(body, ch.secret)
-    response = httpx.post(ch.url or "", content=body, headers=headers, timeout=timeout_s)
-    if response.status_code >= 300:
-        raise RuntimeError(f"HTTP {response.status_code}")
+        # signed per attempt: the timestamp is this attempt's, the id the delivery's
+        headers |= signed_headers(ch.secret, delivery_id(alert.key, sub.subscriber), int(time.time()), body)
+    status = post_within(ch.url or "", body, headers, timeout_s)
+    if status >= 300:
+        raise DeliveryError(f"HTTP {status}")
+
+
+def redact(text: str, channel: Channel) -> str:
+    """*text* with the channel's URL, secret and password taken out (a Slack URL is a secret)."""
+    for secret in (channel.url, channel.password, channel.secret.decode("utf-8", "replace") if channel.secret else None):
+        if secret:
+            text = text.replace(secret, "<redacted>")
+    return text
 
 
 def backoff_delays(attempts: int, base_s: float, cap_s: float = 30.0) -> list[float]:
@@ -261,6 +333,7 @@ class Notifier:
         ok, tries, error = deliver_with_retries(
             lambda: self.sender(alert, sub, self.timeout_s), attempts, self.backoff_base_s, self.sleep
         )
+        error = redact(error, sub.channel) if error else error
         kind = sub.channel.type
         if self.metrics is not None:
             self.metrics.delivery_seconds.labels(kind).observe(time.perf_counter() - started)

@@ -10,7 +10,7 @@ Example::
         channel:
           type: webhook             # webhook | slack | email
           url: https://hooks.example.org/framewatch
-          secret_env: POLICY_DESK_SECRET   # HMAC-SHA256 key, read from this variable
+          secret_env: POLICY_DESK_SECRET   # signing key (whsec_<base64> or any string), from this variable
       - subscriber: newsroom
         watch: china-scs
         channel: {type: slack, url: https://hooks.slack.com/services/T/B/X}
@@ -22,7 +22,8 @@ Example::
           from: framewatch@example.org
           smtp_host: smtp.example.org
           smtp_port: 587
-          starttls: true
+          tls: starttls             # starttls (default) | implicit (default on 465) | none
+          # ca_file: /etc/ssl/private-ca.pem   # a private CA; certificates are always verified
           username: framewatch
           password_env: FRAMEWATCH_SMTP_PASSWORD
 
@@ -31,6 +32,7 @@ Every error names the file, the line and the field (``ConfigError``), so start-u
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -42,8 +44,10 @@ import yaml
 
 from framewatch.contracts import ANY, Alert
 from framewatch.errors import ConfigError
+from framewatch.processing.alerts.signing import secret_bytes
 
 CHANNEL_TYPES = ("webhook", "slack", "email")
+TLS_MODES = ("starttls", "implicit", "none")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -54,15 +58,16 @@ class Channel:
     """Where and how one subscriber is told."""
 
     type: str
-    url: str | None = None
-    secret: bytes | None = None
+    url: str | None = dataclasses.field(default=None, repr=False)  # a Slack webhook URL is itself a secret
+    secret: bytes | None = dataclasses.field(default=None, repr=False)
     to: tuple[str, ...] = ()
     sender: str | None = None
     smtp_host: str | None = None
     smtp_port: int = 25
-    starttls: bool = False
+    tls: str = "starttls"  # starttls | implicit | none
+    ca_file: str | None = None
     username: str | None = None
-    password: str | None = None
+    password: str | None = dataclasses.field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,8 +189,8 @@ def _subscription(doc: _Doc, node: yaml.Node, where: str, env: Mapping[str, str]
 
 def _channel(doc: _Doc, node: yaml.Node, where: str, env: Mapping[str, str]) -> Channel:
     f = doc.fields(node, where, {
-        "type", "url", "secret_env", "to", "from", "smtp_host", "smtp_port", "starttls",
-        "username", "password_env",
+        "type", "url", "secret_env", "to", "from", "smtp_host", "smtp_port", "starttls", "tls",
+        "ca_file", "username", "password_env",
     })
     if "type" not in f:
         raise doc.fail(node, f"{where}.type", f"missing (one of {list(CHANNEL_TYPES)})")
@@ -200,9 +205,12 @@ def _channel(doc: _Doc, node: yaml.Node, where: str, env: Mapping[str, str]) -> 
             raise doc.fail(f["url"], f"{where}.url", f"{url!r} is not an http(s) URL")
         secret = None
         if "secret_env" in f:
-            secret = _env_value(doc, f["secret_env"], f"{where}.secret_env", env).encode("utf-8")
+            try:
+                secret = secret_bytes(_env_value(doc, f["secret_env"], f"{where}.secret_env", env))
+            except ValueError as exc:
+                raise doc.fail(f["secret_env"], f"{where}.secret_env", str(exc)) from None
         elif kind == "webhook":
-            raise doc.fail(node, f"{where}.secret_env", "missing: webhooks are signed (HMAC-SHA256)")
+            raise doc.fail(node, f"{where}.secret_env", "missing: webhooks are signed (Standard Webhooks)")
         return Channel(type=kind, url=url, secret=secret)
     for name in ("to", "from", "smtp_host"):
         if name not in f:
@@ -220,15 +228,35 @@ def _channel(doc: _Doc, node: yaml.Node, where: str, env: Mapping[str, str]) -> 
     port = doc.value(f["smtp_port"]) if "smtp_port" in f else 25
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise doc.fail(f.get("smtp_port"), f"{where}.smtp_port", "must be a port number")
-    starttls = doc.value(f["starttls"]) if "starttls" in f else False
-    if not isinstance(starttls, bool):
-        raise doc.fail(f["starttls"], f"{where}.starttls", "must be true or false")
+    tls = _tls_mode(doc, f, where, port)
+    ca_file = doc.value(f["ca_file"]) if "ca_file" in f else None
+    if ca_file is not None and (not isinstance(ca_file, str) or not ca_file):
+        raise doc.fail(f["ca_file"], f"{where}.ca_file", "must be a path to a PEM file of CA certificates")
     username = doc.value(f["username"]) if "username" in f else None
     password = _env_value(doc, f["password_env"], f"{where}.password_env", env) if "password_env" in f else None
+    if password and tls == "none":
+        raise doc.fail(f["password_env"], f"{where}.password_env",
+                       "a login without TLS sends the password in clear: use tls: starttls or implicit")
     return Channel(
         type="email", to=tuple(to), sender=sender, smtp_host=host, smtp_port=port,
-        starttls=starttls, username=username, password=password,
+        tls=tls, ca_file=ca_file, username=username, password=password,
     )
+
+
+def _tls_mode(doc: _Doc, f: dict[str, yaml.Node], where: str, port: int) -> str:
+    """``tls``: starttls (the default), implicit (the default on port 465) or none; the older
+    ``starttls: true|false`` still reads (false means none)."""
+    if "tls" in f:
+        tls = doc.value(f["tls"])
+        if tls not in TLS_MODES:
+            raise doc.fail(f["tls"], f"{where}.tls", f"{tls!r} is not one of {list(TLS_MODES)}")
+        return str(tls)
+    if "starttls" in f:
+        starttls = doc.value(f["starttls"])
+        if not isinstance(starttls, bool):
+            raise doc.fail(f["starttls"], f"{where}.starttls", "must be true or false")
+        return "starttls" if starttls else "none"
+    return "implicit" if port == 465 else "starttls"
 
 
 def _name(doc: _Doc, node: yaml.Node, field: str) -> str:

@@ -16,10 +16,7 @@ from framewatch.processing.alerts.delivery import (
     Notifier,
     backoff_delays,
     deliver_with_retries,
-    sign,
     slack_body,
-    verify,
-    webhook_body,
 )
 from framewatch.processing.alerts.subscriptions import (
     Channel,
@@ -127,19 +124,6 @@ def test_matching() -> None:
     assert not matches(sub, alert(watch="other"))
     assert matches(Subscription("s", "*", None, 0, ch), alert(watch="other", frame="emergent:3"))
     assert not matches(Subscription("s", "*", None, 0, ch, rules=("emergent_growth",)), alert())
-
-
-def test_hmac_signature_is_verifiable() -> None:
-    body = webhook_body(alert(), "desk")
-    header = sign(body, b"s3cret")
-    assert header.startswith("sha256=") and len(header) == 7 + 64
-    assert verify(body, b"s3cret", header)
-    assert not verify(body + b" ", b"s3cret", header)
-    assert not verify(body, b"other", header)
-    import hashlib
-    import hmac
-
-    assert header == "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
 
 
 def test_slack_body_has_text_with_evidence() -> None:
