@@ -1,30 +1,77 @@
-"""Ingest benchmark: one worker cycle over 2,000 ETag'd feeds, then an all-304 cycle.
+"""Ingest benchmark: one worker cycle over 2,000 ETag'd feeds, then an all-304 cycle, then a
+cycle over 2,000 feeds of which 5% are hostile, with a fresh worker and state.
 
 A separate process serves the feeds (five items each) from 16 loopback addresses, as 16 hosts,
-so the per-host limit behaves as it would against real servers. The worker produces to a real
-broker (127.0.0.1:19092 or FRAMEWATCH_KAFKA_BOOTSTRAP) on a topic unique to this run. The last
-line printed is one JSON object.
+so the per-host limit behaves as it would against real servers; the sources opt into those
+private addresses (``allow_private``), except the hostile ones that test the refusal. The
+hostile feeds are a mix of the corpus (tests/helpers/hostile_feeds.py) that is cheap to serve:
+stacked Content-Encoding, redirects to ftp: and to itself, lying Content-Length, 500/429 with
+absurd Retry-After, empty, HTML, broken XML, binary garbage, UTF-16 without BOM, a lone
+surrogate, JSON nested 100,000 deep, and a private address the source did not opt into. The
+worker produces to a real broker (127.0.0.1:19092 or FRAMEWATCH_KAFKA_BOOTSTRAP) on a topic
+unique to this run. The last line printed is one JSON object.
 
-    python bench/ingest.py [--feeds 2000] [--items 5]
+    python bench/ingest.py [--feeds 2000] [--items 5] [--hostile-share 0.05]
 
 Targets: a full cycle of 2,000 feeds under 60 s on 2 cores; a conditional-GET hit (304) under
-2 ms of worker CPU (``time.process_time`` of the 304 cycle divided by the feeds).
+2 ms of worker CPU (``time.process_time`` of the 304 cycle divided by the feeds); the cycle with
+5% hostile feeds, against the clean one in the same run (``mixed_vs_clean``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import gzip
 import json
 import logging
 import multiprocessing
 import os
+import random
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
 HOSTS = [f"127.0.0.{i}" for i in range(1, 17)]
+REFUSED = "private-not-opted-in"  # a hostile kind made by the source, not by the server
+
+
+def _raw(status: str, headers: list[tuple[str, str]], body: bytes, length: int | None = None) -> bytes:
+    head = [f"HTTP/1.1 {status}", *(f"{k}: {v}" for k, v in headers),
+            f"Content-Length: {len(body) if length is None else length}", "Connection: close", "", ""]
+    return "\r\n".join(head).encode("latin-1") + body
+
+
+def hostile_responses(items: int) -> dict[str, bytes]:
+    """Whole raw answers of the hostile kinds, each sent and then the connection closed."""
+    feed, rss = feed_body(0, items), [("Content-Type", "application/rss+xml; charset=utf-8")]
+    return {
+        "stacked-gzip": _raw("200 OK", [*rss, ("Content-Encoding", "gzip, gzip")], gzip.compress(gzip.compress(feed))),
+        "redirect-to-ftp": _raw("302 Found", [("Location", "ftp://127.0.0.1/feed.xml")], b""),
+        "redirect-to-itself": _raw("302 Found", [("Location", "./{self}")], b""),
+        "content-length-lies": _raw("200 OK", rss, feed, len(feed) + 50_000),
+        "error-500-absurd-retry-after": _raw("500 Oops", [("Retry-After", "9" * 40)], b"oops"),
+        "429-retry-after-year-9999": _raw("429 Slow", [("Retry-After", "Fri, 31 Dec 9999 23:59:59 GMT")], b""),
+        "empty": _raw("200 OK", rss, b""),
+        "html": _raw("200 OK", [("Content-Type", "text/html")], b"<!DOCTYPE html><html><body><p>no feed</p></body></html>"),
+        "invalid-xml": _raw("200 OK", rss, b'<?xml version="1.0"?><rss version="2.0"><channel><title>x</titl><item><<>></rss'),
+        "binary-garbage": _raw("200 OK", [("Content-Type", "application/octet-stream")], random.Random(7).randbytes(4000)),
+        "utf16-no-bom": _raw("200 OK", rss, feed.decode().encode("utf-16-le")),
+        "lone-surrogate": _raw("200 OK", [("Content-Type", "application/feed+json")],
+                               b'{"version":"https://jsonfeed.org/version/1.1","title":"s","items":[{"id":"s1","content_text":"a \\ud800 b"}]}'),
+        "deep-json": _raw("200 OK", [("Content-Type", "application/feed+json")],
+                          b'{"version":"https://jsonfeed.org/version/1.1","items":[],"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
+    }
+
+
+def hostile_kind(index: int, kinds: list[str], share: float) -> str | None:
+    """The hostile kind of feed *index* in the mixed cycle, or None for a clean feed."""
+    every = max(1, round(1 / share)) if share > 0 else 0
+    if not every or index % every:
+        return None
+    return kinds[(index // every) % len(kinds)]
 
 
 def feed_body(index: int, items: int) -> bytes:
@@ -51,6 +98,7 @@ def feed_body(index: int, items: int) -> bytes:
 def serve(feeds: int, items: int, conn: object) -> None:
     """Child process: a small keep-alive HTTP/1.1 server answering 200 or 304 by ETag."""
     bodies = {f"/feed/{i}.xml".encode(): (feed_body(i, items), f'"v{i}"'.encode()) for i in range(feeds)}
+    hostile = {f"/hostile/{kind}".encode(): raw for kind, raw in hostile_responses(items).items()}
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -60,6 +108,11 @@ def serve(feeds: int, items: int, conn: object) -> None:
                 path = lines[0].split(b" ")[1]
                 inm = next((ln[14:].strip() for ln in lines[1:] if ln[:14].lower() == b"if-none-match:"), None)
                 body, etag = bodies.get(path, (None, None))
+                if path.startswith(b"/hostile/"):
+                    raw = hostile.get(path, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                    writer.write(raw.replace(b"{self}", path.rsplit(b"/", 1)[1]))
+                    await writer.drain()
+                    break  # every hostile answer ends with the connection (some lie about their length)
                 if body is None:
                     writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
                 elif inm == etag:
@@ -83,20 +136,27 @@ def serve(feeds: int, items: int, conn: object) -> None:
     asyncio.run(main())
 
 
-def sources_for(ports: list[int], feeds: int) -> list[object]:
+def sources_for(ports: list[int], feeds: int, *, hostile_share: float = 0.0, prefix: str = "bench") -> list[object]:
+    """The feeds; with *hostile_share*, that share of them hostile (see hostile_kind)."""
     from framewatch.ingest.sources import Source
 
-    return [
-        Source(f"bench-{i}", f"http://{HOSTS[i % len(HOSTS)]}:{ports[i % len(HOSTS)]}/feed/{i}.xml", "news",
-               outlet=f"Bench {i}", poll_interval_s=900.0)
-        for i in range(feeds)
-    ]
+    opt_in = "allow_private" in {f.name for f in dataclasses.fields(Source)}  # the fetch policy's opt-in
+    kinds = [*hostile_responses(1), REFUSED]
+    out = []
+    for i in range(feeds):
+        base = f"http://{HOSTS[i % len(HOSTS)]}:{ports[i % len(HOSTS)]}"
+        kind = hostile_kind(i, kinds, hostile_share)
+        url = f"{base}/hostile/{kind}" if kind and kind != REFUSED else f"{base}/feed/{i}.xml"
+        extra = {"allow_private": kind != REFUSED} if opt_in else {}
+        out.append(Source(f"{prefix}-{i}", url, "news", outlet=f"Bench {i}", poll_interval_s=900.0, **extra))
+    return out
 
 
-async def two_cycles(worker: object) -> dict[str, float]:
+async def cycles(worker: object, names: tuple[str, ...]) -> dict[str, float]:
+    """Run one cycle per name over every feed of *worker*, timing each."""
     out: dict[str, float] = {}
     async with worker.session():  # type: ignore[attr-defined]
-        for name in ("full", "not_modified"):
+        for name in names:
             wall, cpu = time.perf_counter(), time.process_time()
             summary = await worker.cycle(worker.sources)  # type: ignore[attr-defined]
             out[f"{name}_s"] = time.perf_counter() - wall
@@ -111,6 +171,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--feeds", type=int, default=2000)
     parser.add_argument("--items", type=int, default=5)
+    parser.add_argument("--hostile-share", type=float, default=0.05)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("kafka").setLevel(logging.ERROR)
@@ -138,13 +199,18 @@ def main() -> None:
         ensure_topics(settings, [topic], partitions=6)
         producer = make_producer(settings)
         state = IngestState.for_shard(settings.state_dir, 0, 1)
+        mixed_state = IngestState.for_shard(Path(tmp) / "mixed", 0, 1)
         worker = Worker(settings=settings, sources=sources_for(ports, args.feeds), producer=producer,
                         state=state, metrics=IngestMetrics(CollectorRegistry()))
+        mixed = Worker(settings=settings, producer=producer, state=mixed_state, metrics=IngestMetrics(CollectorRegistry()),
+                       sources=sources_for(ports, args.feeds, hostile_share=args.hostile_share, prefix="mixed"))
         try:
-            out = asyncio.run(two_cycles(worker))
+            out = asyncio.run(cycles(worker, ("full", "not_modified")))
+            out.update(asyncio.run(cycles(mixed, ("mixed",))))
         finally:
             producer.close(timeout=10)
             state.close()
+            mixed_state.close()
             server.terminate()
     feeds = args.feeds
     result = {
@@ -159,9 +225,18 @@ def main() -> None:
         "not_modified_produced": out["not_modified_items"],
         "outcomes_full": out["full_outcomes"],
         "outcomes_not_modified": out["not_modified_outcomes"],
+        "hostile_share": args.hostile_share,
+        "hostile_feeds": sum(1 for i in range(feeds) if hostile_kind(i, [""], args.hostile_share) is not None),
+        "mixed_cycle_s": round(out["mixed_s"], 3),
+        "mixed_cycle_cpu_s": round(out["mixed_cpu_s"], 3),
+        "mixed_items": out["mixed_items"],
+        "mixed_vs_clean": round(out["mixed_s"] / out["full_s"], 3),
+        "outcomes_mixed": out["mixed_outcomes"],
         "hosts": len(HOSTS),
         "topic": topic,
     }
+    print(f"clean {result['cycle_s']:.1f}s vs {result['hostile_share']:.0%} hostile {result['mixed_cycle_s']:.1f}s "
+          f"(x{result['mixed_vs_clean']:.2f}), same run, {feeds} feeds each", flush=True)
     print(json.dumps(result, sort_keys=False))
 
 

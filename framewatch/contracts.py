@@ -85,6 +85,9 @@ class RawItem:
     language: str | None = None
     outlet: str | None = None
     tags: tuple[str, ...] = ()
+    # what ingest changed on the way (``truncated``, ``repaired_text``; ingest.outcomes.FLAG_REASONS);
+    # optional: records written before it decode with ``()``
+    flags: tuple[str, ...] = ()
     schema_version: int = 1
 
 

@@ -87,6 +87,14 @@ class IngestMetrics:
             "ingest_items_skipped", "Entries not produced, by reason.", ["feed", "reason"],
             namespace=NAMESPACE, registry=registry,
         )
+        self.items_flagged = Counter(
+            "ingest_items_flagged", "Items produced changed on the way (truncated, repaired_text), by reason.",
+            ["feed", "reason"], namespace=NAMESPACE, registry=registry,
+        )
+        self.parse_seconds = Histogram(
+            "ingest_parse_duration_seconds", "Time of parsing one feed body, off the event loop (queueing included).",
+            namespace=NAMESPACE, registry=registry, buckets=FETCH_BUCKETS,
+        )
         self.fetch_seconds = Histogram(
             "ingest_fetch_duration_seconds", "Time of one fetch (redirects and body included).",
             ["outcome"], namespace=NAMESPACE, registry=registry, buckets=FETCH_BUCKETS,

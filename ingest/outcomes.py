@@ -34,7 +34,11 @@ OUTCOMES: tuple[str, ...] = (*FETCH_OUTCOMES, PARSE_ERROR, *PARSE_REASONS)
 SKIP_ALREADY_PRODUCED = "already_produced"
 SKIP_DUPLICATE_IN_FEED = "duplicate_in_feed"
 SKIP_PRODUCE_FAILED = "produce_failed"
-SKIP_REASONS: tuple[str, ...] = (SKIP_ALREADY_PRODUCED, SKIP_DUPLICATE_IN_FEED, SKIP_PRODUCE_FAILED)
+SKIP_UNENCODABLE = "unencodable"  # no encoding of the item fits the limit, even cut
+SKIP_REJECTED = "rejected"  # the producer refused the record itself (the rest of the feed goes on)
+SKIP_REASONS: tuple[str, ...] = (
+    SKIP_ALREADY_PRODUCED, SKIP_DUPLICATE_IN_FEED, SKIP_PRODUCE_FAILED, SKIP_UNENCODABLE, SKIP_REJECTED,
+)
 
 # Items produced, but changed on the way (``items_flagged_total{reason}``, and the item's flags)
 FLAG_TRUNCATED = "truncated"  # over the per-entry cap, or over the broker's message limit

@@ -8,6 +8,13 @@
         poll_interval: 15m        # optional; seconds or 30s / 15m / 2h (default 15m)
         platform: auto            # optional: auto | rss | discourse | phpbb | smf | xenforo
         tags: [china, policy]     # optional
+        allow_private: false      # optional; true for an intranet feed (see below)
+
+Feeds are fetched from public addresses only (ingest/addresses.py): a host that resolves to a
+loopback, private (RFC 1918, ULA), CGNAT or other non-public address is refused. ``allow_private:
+true`` opts one entry's own host into such addresses, for intranet feeds; links found inside the
+feed are still followed on its own site only, and redirects to other hosts are held to the public
+rule. A ``file://`` URL reads a local file, so it needs ``allow_private: true`` as well.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ class Source:
     poll_interval_s: float = DEFAULT_POLL_S
     platform: Platform = "auto"
     tags: tuple[str, ...] = ()
+    allow_private: bool = False  # this feed's own host may have non-public addresses (intranet)
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -100,7 +108,7 @@ def _source_from(entry: dict[str, Any], where: str) -> Source:
     def fail(name: str, why: str) -> ConfigError:
         return ConfigError(f"{where}.{name}': {why}")
 
-    unknown = set(entry) - {"__line__", "id", "url", "kind", "outlet", "poll_interval", "platform", "tags"}
+    unknown = set(entry) - {"__line__", "id", "url", "kind", "outlet", "poll_interval", "platform", "tags", "allow_private"}
     if unknown:
         raise fail(sorted(unknown)[0], "unknown field")
     sid = entry.get("id")
@@ -127,4 +135,9 @@ def _source_from(entry: dict[str, Any], where: str) -> Source:
     tags = entry.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise fail("tags", "expected a list of strings")
-    return Source(sid, url, kind, outlet, interval, platform, tuple(tags))
+    allow_private = entry.get("allow_private", False)
+    if not isinstance(allow_private, bool):
+        raise fail("allow_private", f"expected true or false, not {allow_private!r}"[:120])
+    if url.startswith("file:") and not allow_private:
+        raise fail("url", "a file:// URL reads a local file: set allow_private: true to allow it")
+    return Source(sid, url, kind, outlet, interval, platform, tuple(tags), allow_private)

@@ -4,7 +4,11 @@ thread pages themselves, politely and incrementally.
 A forum feed names threads with recent activity (:class:`FollowThread`). For each, reading
 resumes at the last page read (new replies land there first), or the page after it when the
 previous cycle stopped at its page budget. At most ``max_pages`` pages per feed per cycle are
-read, through the same fetcher and so the same per-host limits. Posts already produced are
+read, through the same fetcher and so the same per-host limits. Thread and next-page links are
+followed on the feed's own site only (same scheme, host and port as the source's URL, an http to
+https upgrade on the same host aside: ``addresses.same_site``), and so are their redirects; any
+other link is ``refused_url`` and counted. A link is never opted into private addresses by
+itself: it may reach one only as the opted-in feed's own host. Posts already produced are
 dropped later by the worker; the cursor returned here is saved only once the broker acknowledged
 the posts, so a Kafka outage re-reads the same pages next time.
 """
@@ -19,6 +23,7 @@ from datetime import datetime
 
 from framewatch.contracts import RawItem
 from framewatch.ingest import outcomes as oc
+from framewatch.ingest.addresses import FetchPolicy
 from framewatch.ingest.fetcher import Fetcher, FetchResult
 from framewatch.ingest.parse.detect import FeedParseError, FollowThread, ThreadPage
 from framewatch.ingest.sources import Source
@@ -45,6 +50,11 @@ def thread_page_url(thread_url: str, page: int) -> str:
     """URL of page *page* (1-based) of a XenForo thread: ``.../threads/slug.123/page-N``."""
     base = _PAGE_SUFFIX.sub("", thread_url).rstrip("/")
     return f"{base}/" if page <= 1 else f"{base}/page-{page}"
+
+
+def link_policy(source: Source) -> FetchPolicy:
+    """The fetch policy of a link found in *source*'s feed: its site only, its opt-in only."""
+    return FetchPolicy(allow_private=source.allow_private, site=source.url)
 
 
 def has_new_posts(follow: FollowThread | None, cursor: ThreadCursor | None) -> bool:
@@ -80,8 +90,9 @@ async def read_thread(
     url = thread_page_url(cursor.url, page)
     pages = 0
     complete = False
+    policy = link_policy(source)
     while pages < max_pages:
-        result = await fetcher.fetch(url)
+        result = await fetcher.fetch(url, policy=policy)
         out.fetches.append(result)
         if not result.ok:
             log.info("feed %s: thread %s page %d: %s (%s)", source.id, cursor.thread_id, page, result.outcome, result.detail)

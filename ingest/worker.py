@@ -7,6 +7,11 @@ writes the new state (produced ids, validators, thread cursors, next poll) in on
 If Kafka is down the feed's items are not marked and its validators and cursors are not
 advanced, so the next poll fetches the same content again: nothing is lost.
 
+Parsing runs off the event loop (``detect.ParsePool``), so a heavy feed never delays the others.
+One bad item never stops a feed: items are encoded one by one, cut to the broker's limit
+(flagged ``truncated``), or skipped with a reason when they cannot be encoded or the producer
+refuses them; only a broker error (unreachable, unacknowledged) stops the cycle's produce.
+
 Sharding: a feed belongs to shard ``stable_hash(source.id) % shard_count``. Every worker reads
 the same sources file and picks its own feeds, so there is no coordination and no broker in the
 scheduling path. We chose this over a Kafka "feeds" topic with consumer-group assignment because
@@ -32,12 +37,17 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from kafka import errors as kafka_errors
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from kafka.errors import KafkaError
 
 from framewatch.contracts import RawItem, encode
 from framewatch.ingest import outcomes as oc
+from framewatch.ingest.addresses import FetchPolicy
 from framewatch.ingest.fetcher import Fetcher, FetchResult
 from framewatch.ingest.parse import detect as feed_parser
+from framewatch.ingest.parse.detect import ParsePool
+from framewatch.ingest.parse.results import fit_item
 from framewatch.ingest.parse.thread_memory import ThreadMemory
 from framewatch.ingest.schedule import feed_jitter, next_poll_at
 from framewatch.ingest.sources import Source
@@ -51,6 +61,13 @@ log = logging.getLogger(__name__)
 
 IDLE_TICK_S = 0.5  # how often an idle worker checks its stop event
 BATCH_WINDOW_S = 1.0  # feeds falling due within this window share one cycle (one flush, one commit)
+RECORD_OVERHEAD = 256  # bytes of a record beside its key and value (batch and record headers)
+SKIP_UNENCODABLE, SKIP_REJECTED = oc.SKIP_UNENCODABLE, oc.SKIP_REJECTED
+# The producer's verdict on one record before it is sent: that item is skipped, the rest goes on
+_RECORD_ERRORS: tuple[type[KafkaError], ...] = (
+    kafka_errors.MessageSizeTooLargeError, kafka_errors.RecordListTooLargeError,
+    kafka_errors.InvalidRecordError, kafka_errors.CorruptRecordError,
+)
 
 
 def shard_of(source_id: str, shard_count: int) -> int:
@@ -76,6 +93,7 @@ class FeedPoll:
     threads: ThreadReading = field(default_factory=ThreadReading)
     skipped: Counter[str] = field(default_factory=Counter)
     acked: list[str] = field(default_factory=list)
+    flagged: Counter[str] = field(default_factory=Counter)  # flags of the acked items
     produce_failed: bool = False
 
 
@@ -117,6 +135,7 @@ class Worker:
         max_thread_pages: int = DEFAULT_MAX_PAGES,
         produce_timeout_s: float = 30.0,
         heartbeat: Callable[[], None] = lambda: None,
+        parse_feed: Callable[..., Any] | None = None,
     ) -> None:
         self.settings = settings
         self.sources = [
@@ -134,6 +153,9 @@ class Worker:
         self.heartbeat = heartbeat  # the component's liveness: beaten as polls finish and while idle
         self._fetcher_factory = fetcher_factory or (lambda: Fetcher.from_settings(settings))
         self._fetcher: Fetcher | None = None
+        self._parse_feed = parse_feed  # None: detect.parse_feed, looked up at each call
+        self._parse_pool: ParsePool | None = None
+        self.item_max_bytes: int | None = None  # known at the first produce (topic_max_bytes)
 
     # --- running --------------------------------------------------------------------------------
 
@@ -145,11 +167,14 @@ class Worker:
     async def session(self) -> AsyncIterator[Worker]:
         """Hold a fetcher (and its pooled connections) across cycles on the running loop."""
         self._fetcher = self._fetcher_factory()
+        self._parse_pool = ParsePool(self.settings.parse_workers, processes=self.settings.parse_in_processes)
         try:
             yield self
         finally:
             await self._fetcher.aclose()
             self._fetcher = None
+            self._parse_pool.close()
+            self._parse_pool = None
 
     async def _run(self, once: bool, stop: threading.Event) -> CycleSummary:
         summary = CycleSummary(0, {}, 0, 0, 0, (), 0.0)
@@ -211,16 +236,17 @@ class Worker:
     async def _poll(self, source: Source, before: FeedState) -> FeedPoll:
         """Fetch and parse one feed (and its threads); never raises."""
         assert self._fetcher is not None
-        result = await self._fetcher.fetch(source.url, etag=before.etag, last_modified=before.last_modified)
+        # the source's own opt-in; links found in its feed get theirs from threads.py
+        result = await self._fetcher.fetch(
+            source.url, etag=before.etag, last_modified=before.last_modified,
+            policy=FetchPolicy(allow_private=source.allow_private),
+        )
         self.metrics.fetch_seconds.labels(result.outcome).observe(result.elapsed_s)
         poll = FeedPoll(source, before, result, result.outcome)
         follow: tuple[feed_parser.FollowThread, ...] = ()
         if result.ok:
             try:
-                parsed = feed_parser.parse_feed(
-                    result.body, source=source, url=result.url, content_type=result.content_type,
-                    fetched_at=self.clock(), memory=self.memory,
-                )
+                parsed = await self._parse(source, result)
                 poll.items.extend(parsed.items)
                 follow = parsed.follow
                 for _entry, reason in parsed.skipped:  # the parser's own bounded reasons
@@ -240,6 +266,18 @@ class Worker:
                 poll.threads = ThreadReading()
         self.heartbeat()
         return poll
+
+    async def _parse(self, source: Source, result: FetchResult) -> feed_parser.ParsedFeed:
+        """Parse a fetched body off the event loop (see ParsePool); raises what the parser raises."""
+        assert self._parse_pool is not None
+        started = time.perf_counter()
+        parsed: feed_parser.ParsedFeed = await self._parse_pool.run(
+            result.url, self._parse_feed or feed_parser.parse_feed, result.body, source=source,
+            url=result.url, content_type=result.content_type, fetched_at=self.clock(),
+            max_entry_chars=self.settings.entry_max_chars,
+        )
+        self.metrics.parse_seconds.observe(time.perf_counter() - started)
+        return parsed
 
     async def _follow_threads(self, poll: FeedPoll, follow: Sequence[feed_parser.FollowThread]) -> None:
         assert self._fetcher is not None
@@ -283,40 +321,90 @@ class Worker:
             poll.items = fresh
 
     def _produce(self, polls: Sequence[FeedPoll]) -> None:
-        """Send every new item, then keep as acked only what the broker acknowledged."""
-        pending: list[tuple[FeedPoll, list[tuple[str, Any]]]] = []
-        kafka_up = True
-        for poll in (p for p in polls if p.items):
+        """Send every new item, one by one, then keep as acked only what the broker acknowledged.
+        Items are cut to fit first (``topic_max_bytes``): kafka-python's idempotent producer turns
+        a record the broker refuses into a fatal error for every later send."""
+        pending: list[tuple[FeedPoll, RawItem, Any]] = []
+        kafka_up, limit = True, self.item_max_bytes
+        if limit is None and any(p.items for p in polls):
+            limit, known = self.topic_max_bytes()
+            self.item_max_bytes = limit if known else None  # unknown: asked again next cycle
+        for poll, item in [(p, i) for p in polls for i in p.items]:
             if not kafka_up:
                 poll.produce_failed = True
                 continue
-            futures: list[tuple[str, Any]] = []
             try:
-                for item in poll.items:
-                    future = self.producer.send(self.topic, key=item.item_id.encode(), value=encode(item))
-                    futures.append((item.item_id, future))
+                sent = self._send(poll, item, limit or self.settings.item_max_bytes)
             except KafkaError as exc:
                 log.error("feed %s: cannot produce to %s: %s", poll.source.id, self.topic, exc)
-                kafka_up = False
-                poll.produce_failed = True
-            if futures:
-                pending.append((poll, futures))
+                kafka_up, poll.produce_failed = False, True
+                continue
+            if sent is not None:
+                pending.append((poll, *sent))
         if not pending:
             return
         try:
             self.producer.flush(timeout=self.produce_timeout_s)
         except KafkaError as exc:
             log.error("flush to %s failed: %s", self.topic, exc)
-        for poll, futures in pending:
-            for item_id, future in futures:
-                try:
-                    future.get(timeout=0 if not kafka_up else self.produce_timeout_s)
-                    poll.acked.append(item_id)
-                except KafkaError as exc:
-                    if not poll.produce_failed:
-                        log.error("feed %s: produce not acknowledged: %s", poll.source.id, exc)
-                    poll.produce_failed = True
-                    kafka_up = False
+        for poll, item, future in pending:
+            try:
+                future.get(timeout=0 if not kafka_up else self.produce_timeout_s)
+            except KafkaError as exc:
+                if not poll.produce_failed:
+                    log.error("feed %s: produce not acknowledged: %s", poll.source.id, exc)
+                poll.produce_failed = True
+                kafka_up = False
+                continue
+            poll.acked.append(item.item_id)
+            poll.flagged.update(item.flags)
+
+    def _send(self, poll: FeedPoll, item: RawItem, limit: int) -> tuple[RawItem, Any] | None:
+        """Encode, fit and send one item; None when it was skipped (counted); KafkaError when the
+        broker cannot be reached."""
+        limit -= RECORD_OVERHEAD + len(item.item_id.encode("utf-8", "replace"))
+        try:
+            fitted, value = fit_item(item, limit, encode)
+        except (UnicodeError, ValueError, TypeError) as exc:
+            self._drop(poll, item, SKIP_UNENCODABLE, exc)
+            return None
+        try:
+            future = self.producer.send(self.topic, key=fitted.item_id.encode(), value=value)
+        except _RECORD_ERRORS as exc:  # the producer's own check, before anything is sent
+            self._drop(poll, item, SKIP_REJECTED, exc)
+            return None
+        if fitted is not item:
+            poll.items = [fitted if i is item else i for i in poll.items]
+        return fitted, future
+
+    def topic_max_bytes(self) -> tuple[int, bool]:
+        """The largest record to send (``item_max_bytes``, the producer's ``max_request_size``, the
+        topic's ``max.message.bytes``), and whether it is final (the broker answered, or no broker)."""
+        limits = [self.settings.item_max_bytes]
+        config = getattr(self.producer, "config", None)
+        if not isinstance(config, dict) or not config.get("max_request_size"):
+            return min(limits), True
+        limits.append(int(config["max_request_size"]))
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=self.settings.bootstrap_servers,
+                                     client_id="framewatch-ingest-limits", request_timeout_ms=5000)
+            try:
+                found = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, self.topic)])
+            finally:
+                admin.close()
+            limits.append(int(found["topic"][self.topic]["max.message.bytes"]["value"]))
+        except Exception as exc:  # no answer (broker down, older client): the other limits for now
+            log.info("max.message.bytes of %s unknown: %s", self.topic, exc)
+            return min(limits), False
+        return min(limits), True
+
+    @staticmethod
+    def _drop(poll: FeedPoll, item: RawItem, reason: str, exc: BaseException) -> None:
+        """Leave one item out of the feed's produce, counted under *reason*."""
+        log.warning("feed %s: item %s not produced (%s): %s: %s", poll.source.id, item.item_id, reason,
+                    type(exc).__name__, str(exc)[:200])
+        poll.items = [i for i in poll.items if i.item_id != item.item_id]
+        poll.skipped[reason] += 1
 
     def _record(self, polls: Sequence[FeedPoll]) -> tuple[str, ...]:
         """Write the cycle's state in one transaction, then count and log each feed."""
@@ -372,6 +460,8 @@ class Worker:
             poll.skipped[oc.SKIP_PRODUCE_FAILED] += unacked
         for reason, count in poll.skipped.items():
             m.items_skipped.labels(feed, reason).inc(count)
+        for reason, count in poll.flagged.items():
+            m.items_flagged.labels(feed, reason).inc(count)
         m.consecutive_failures.labels(feed).set(after.failures)
         is_failing = after.failures >= self.settings.failing_after
         m.feed_failing.labels(feed).set(1 if is_failing else 0)
@@ -394,3 +484,4 @@ class Worker:
 
 def _is_due(state: FeedState | None, now: datetime) -> bool:
     return state is None or state.next_poll_at is None or state.next_poll_at <= now
+

@@ -2,7 +2,8 @@
 posts of a topic) and ``/posts.json`` (``latest_posts``).
 
 Deleted and hidden posts are skipped; ``parent_id`` is the item id of the post replied to
-(``reply_to_post_number``).
+(``reply_to_post_number``), else of the topic's post 1 for every later post (post 1 opens the
+topic and has none).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def discourse_posts(data: dict[str, Any], *, feed_url: str, host: str) -> tuple[
             skipped.append((ref, "malformed"))
             continue
         slug = clean_str(post.get("topic_slug")) or topic_slug or "-"
-        reply_to = clean_str(post.get("reply_to_post_number"))
+        reply_to = clean_str(post.get("reply_to_post_number")) or (None if number == "1" else "1")
         posts.append(
             Post(
                 ref=ref,
@@ -50,6 +51,8 @@ def discourse_posts(data: dict[str, Any], *, feed_url: str, host: str) -> tuple[
                 thread_id=topic,
                 parent_id=discourse_post_id(host, topic, reply_to) if reply_to else None,
                 title_is_thread=True,
+                forum=True,
+                sequence=int(number) if number.isdigit() else None,
             )
         )
     return posts, skipped

@@ -1,7 +1,9 @@
 """HTML -> clean text: paragraphs separated by blank lines, lines kept, boilerplate dropped.
 
 Never raises: broken markup is parsed leniently, and anything that still fails falls back to
-stripping tags with a regular expression.
+stripping tags with a regular expression. Linear time: the tree is read in one iterative walk,
+never edited (bs4's insert/replace/decompose each cost the length of the parent's children or
+the element's descendants, which made long or deeply nested posts quadratic).
 """
 
 from __future__ import annotations
@@ -10,13 +12,23 @@ import html
 import re
 import unicodedata
 import warnings
+from collections.abc import Mapping
 
-from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, Tag, XMLParsedAsHTMLWarning
+from bs4 import (
+    BeautifulSoup,
+    CData,
+    MarkupResemblesLocatorWarning,
+    NavigableString,
+    PageElement,
+    Tag,
+    XMLParsedAsHTMLWarning,
+)
 
 # Private-use characters mark block and line breaks while the tree is flattened; they are
 # removed from the input first, so they cannot clash with real text.
 _PARA = "\ue000"
 _LINE = "\ue001"
+PARAGRAPH_BREAK = _PARA  # what a removed block (a quote taken out of a post) leaves behind
 
 DROPPED_TAGS = (
     "script", "style", "iframe", "noscript", "template", "object", "embed", "svg", "math",
@@ -42,7 +54,14 @@ _BOILERPLATE_PATTERNS = (
     re.compile(r"^statistics: posted by\b", re.IGNORECASE),  # phpBB feed footer
     re.compile(r"^the post .{0,200} appeared first on .{1,200}$", re.IGNORECASE),  # WordPress
 )
-_SCRIPT_TAG = re.compile(r"<(?=\s*/?\s*script)", re.IGNORECASE)
+# "script" preceded by [\s<]* [/ [\s<]*], read on the reversed text: every "<" in that run is one
+# that a repeated removal of "<" before "\s*/?\s*script" would remove, found in one pass.
+_SCRIPT_REVERSED = re.compile(r"tpircs(?:[\s<]*/)?[\s<]*", re.IGNORECASE)
+_SCRIPT_WORD = re.compile(r"script", re.IGNORECASE)
+_DROPPED = frozenset(DROPPED_TAGS)
+_BLOCKS = frozenset(BLOCK_TAGS)
+_CHROME_CLASSES = frozenset(s.lstrip(".") for s in BOILERPLATE_SELECTORS)
+_MAIN_STRING_TYPES = frozenset({NavigableString, CData})  # what bs4's get_text() reads: no comments
 _TAG = re.compile(r"<[^>]*>")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ue000-\ue001]")
 
@@ -81,8 +100,19 @@ def parse_html(markup: str | bytes) -> BeautifulSoup:
             return BeautifulSoup(markup, "html.parser")
 
 
+def is_chrome(tag: Tag) -> bool:
+    """True for an element that is never text: scripts, styles, forms, platform chrome."""
+    if tag.name in _DROPPED:
+        return True
+    classes = tag.get("class")
+    if not classes:
+        return False
+    return not _CHROME_CLASSES.isdisjoint(classes.split() if isinstance(classes, str) else classes)
+
+
 def drop_chrome(root: Tag) -> None:
-    """Remove non-text elements and platform chrome from *root*, in place."""
+    """Remove non-text elements and platform chrome from *root*, in place (``flatten`` skips them
+    without this; kept for callers that edit the tree)."""
     for tag in root.find_all(DROPPED_TAGS):
         tag.decompose()
     for selector in BOILERPLATE_SELECTORS:
@@ -90,26 +120,48 @@ def drop_chrome(root: Tag) -> None:
             tag.decompose()
 
 
-def flatten(root: Tag) -> str:
-    """Flatten a tree into text with paragraph and line markers (mutates *root*)."""
-    drop_chrome(root)
-    for br in root.find_all("br"):
-        br.replace_with(_LINE)
-    for pre in root.find_all("pre"):
-        for string in pre.find_all(string=True):
-            string.replace_with(string.replace("\n", _LINE))
-    for tag in root.find_all(BLOCK_TAGS):
-        tag.insert_before(_PARA)
-        tag.append(_PARA)
-    if isinstance(root, Tag) and root.name in BLOCK_TAGS:
-        return _PARA + root.get_text() + _PARA
-    return root.get_text()
+def flatten(root: Tag, replaced: Mapping[int, str] | None = None) -> str:
+    """Flatten a tree into text with paragraph and line markers, in one walk (no recursion).
+
+    Chrome is skipped; an element whose ``id()`` is in *replaced* stands for the given string
+    (``""`` hides it). The tree is not changed.
+    """
+    types = getattr(root, "interesting_string_types", None) or _MAIN_STRING_TYPES
+    out: list[str] = []
+    stack: list[str | tuple[PageElement, bool]] = [(root, False)]
+    while stack:
+        entry = stack.pop()
+        if isinstance(entry, str):
+            out.append(entry)
+            continue
+        node, in_pre = entry
+        if isinstance(node, NavigableString):
+            if type(node) in types:
+                out.append(node.replace("\n", _LINE) if in_pre else str(node))
+            continue
+        if not isinstance(node, Tag):
+            continue
+        if node is not root:
+            if replaced and id(node) in replaced:
+                out.append(replaced[id(node)])
+                continue
+            if is_chrome(node):
+                continue
+            if node.name == "br":
+                out.append(_LINE)
+                continue
+            in_pre = in_pre or node.name == "pre"
+        if node.name in _BLOCKS:
+            out.append(_PARA)
+            stack.append(_PARA)
+        stack.extend((child, in_pre) for child in reversed(node.contents))
+    return "".join(out)
 
 
-def element_text(tag: Tag) -> str:
-    """Clean text of one element (mutates the element: use on detached or disposable tags)."""
+def element_text(tag: Tag, replaced: Mapping[int, str] | None = None) -> str:
+    """Clean text of one element; *replaced* as in ``flatten`` (the element is not changed)."""
     try:
-        return tidy_text(flatten(tag))
+        return tidy_text(flatten(tag, replaced))
     except Exception:
         return tidy_text(html.unescape(_TAG.sub(" ", str(tag))))
 
@@ -143,18 +195,26 @@ def is_boilerplate(line: str) -> bool:
 
 
 def defuse_script(text: str) -> str:
-    """Remove the ``<`` of any ``<script`` left in text (e.g. from ``&lt;script&gt;``)."""
-    while _SCRIPT_TAG.search(text):
-        text = _SCRIPT_TAG.sub("", text)
-    return text
+    """Remove the ``<`` of any ``<script`` left in text (e.g. from ``&lt;script&gt;``).
+
+    Also ``< / script`` and ``<<script`` (removing one ``<`` must not leave another before
+    ``script``): every ``<`` in the run of whitespace, ``<`` and at most one ``/`` before a
+    ``script`` goes, in one linear pass over the reversed text.
+    """
+    if "<" not in text or not _SCRIPT_WORD.search(text):
+        return text
+    return _SCRIPT_REVERSED.sub(lambda m: m.group().replace("<", ""), text[::-1])[::-1]
 
 
 __all__ = [
+    "PARAGRAPH_BREAK",
+    "defuse_script",
     "drop_chrome",
     "element_text",
     "flatten",
     "html_to_text",
     "is_boilerplate",
+    "is_chrome",
     "parse_html",
     "plain_to_text",
     "tidy_text",

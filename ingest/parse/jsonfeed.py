@@ -7,29 +7,40 @@ from typing import Any
 
 from framewatch.ingest.parse.platform import generic_item_id
 from framewatch.ingest.parse.posts import Post, absolute_url, clean_str
+from framewatch.ingest.parse.results import repair_json
 from framewatch.timeutil import parse_utc
 
 
-def jsonfeed_posts(data: dict[str, Any], *, feed_url: str, source_id: str) -> tuple[list[Post], list[tuple[str, str]]]:
-    """Posts of a JSON Feed, and (ref, reason) of items that are not objects."""
+def jsonfeed_posts(
+    data: dict[str, Any], *, feed_url: str, source_id: str, repaired: set[str] | None = None
+) -> tuple[list[Post], list[tuple[str, str]]]:
+    """Posts of a JSON Feed, and (ref, reason) of items that are not objects.
+
+    Each item's strings are repaired first (a lone surrogate, which JSON may escape, becomes
+    U+FFFD: ``results.repair_json``); the item ids of repaired items are added to *repaired*.
+    """
     language = clean_str(data.get("language"))
     feed_author = author_of(data)
     posts: list[Post] = []
     skipped: list[tuple[str, str]] = []
-    for index, item in enumerate(data.get("items") or ()):
-        if not isinstance(item, dict):
+    for index, raw in enumerate(data.get("items") or ()):
+        if not isinstance(raw, dict):
             skipped.append((f"#{index}", "malformed"))
             continue
+        item, fixed = repair_json(raw)
         guid = clean_str(item.get("id"))
         url = absolute_url(feed_url, clean_str(item.get("url")) or clean_str(item.get("external_url")))
         title = clean_str(item.get("title"))
         published = json_time(item.get("date_published")) or json_time(item.get("date_modified"))
         html = clean_str(item.get("content_html"))
         text = clean_str(item.get("content_text")) or clean_str(item.get("summary"))
+        item_id = generic_item_id(source_id, guid, url, title, published)
+        if fixed and repaired is not None:
+            repaired.add(item_id)
         posts.append(
             Post(
                 ref=guid or url or f"#{index}",
-                item_id=generic_item_id(source_id, guid, url, title, published),
+                item_id=item_id,
                 url=url,
                 title=title,
                 author=author_of(item) or feed_author,

@@ -3,6 +3,11 @@
 Each format module turns its entries into ``Post`` values (platform ids already resolved);
 ``build_items`` splits quotes (markup, then copied via ``ThreadMemory``), fills the record and
 skips entries with neither text nor title.
+
+An item's ``kind`` is ``forum_post`` when its source is a forum, and also when the parser found
+a forum platform behind the feed (a Discourse, phpBB, SMF or XenForo feed is forum posts
+whatever the source says): ``framewatch analyze``, which knows no source kind, and ingest decide
+it in this one place.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ class Post:
     language: str | None = None
     unwrap_discourse: bool = False
     title_is_thread: bool = False  # the thread's title, repeated on every post: not content
+    forum: bool = False  # read from a forum platform's feed or page: a forum post
+    sequence: int | None = None  # the platform's post number: orders posts of equal time
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +66,13 @@ def build_items(
 ) -> tuple[tuple[RawItem, ...], tuple[tuple[str, str], ...]]:
     """RawItems of *posts* in their given order, and (ref, reason) of the skipped ones.
 
-    Posts are split in time order so the thread memory sees earlier posts first, whatever
-    order the feed lists them in (RSS lists newest first).
+    Posts are split in time order (then post number, then item id) so the thread memory sees
+    earlier posts first and the split is the same whatever order the feed lists them in (RSS
+    lists newest first).
     """
     posts = list(posts)
     known = _known_authors(posts, ctx)
-    chronological = sorted(range(len(posts)), key=lambda i: (_time_of(posts[i], ctx), i))
+    chronological = sorted(range(len(posts)), key=lambda i: _order_key(posts[i], ctx))
     built: dict[int, RawItem | str] = {}
     for i in chronological:
         built[i] = build_item(posts[i], ctx, known)
@@ -101,7 +109,7 @@ def build_item(post: Post, ctx: PostContext, known_authors: Iterable[str] = ()) 
         item_id=post.item_id,
         source_id=ctx.source.id,
         feed_url=ctx.feed_url,
-        kind="article" if ctx.source.kind == "news" else "forum_post",
+        kind="forum_post" if post.forum or ctx.source.kind == "forum" else "article",
         url=post.url,
         title=title,
         author=clean_author(post.author),
@@ -160,6 +168,10 @@ def _resolve(quote: Quote, ctx: PostContext, thread_id: str | None) -> Quote:
         return quote
     local = dict(ctx.known_posts).get(quote.source_post)
     return replace(quote, source_post=local or resolve_quote_ref(quote.source_post, ctx.host, thread_id))
+
+
+def _order_key(post: Post, ctx: PostContext) -> tuple[datetime, bool, int, str]:
+    return _time_of(post, ctx), post.sequence is None, post.sequence or 0, post.item_id
 
 
 def _time_of(post: Post, ctx: PostContext) -> datetime:

@@ -14,6 +14,9 @@ person: they are kept as a ``Quote`` with ``origin="markup"``, ``author=None`` a
 ``source_post`` of a markup quote is a platform reference, resolved into an item id by the
 parser: ``xenforo:<post id>``, ``discourse:<topic id or empty>:<post number>``,
 ``phpbb:<post id>``, ``smf:<msg id>``, or the URL of a link preview.
+
+Linear time: quotes are found in one walk of the tree and the tree is never edited; a taken
+quote, its title and an SMF header are left out of the own text by ``id()``, not removed.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from datetime import datetime
 from bs4 import Tag
 
 from framewatch.contracts import Quote
-from framewatch.ingest.parse.html_text import drop_chrome, element_text, parse_html
+from framewatch.ingest.parse.html_text import PARAGRAPH_BREAK, element_text, is_chrome, parse_html
 from framewatch.ingest.parse.thread_memory import ThreadMemory
 
 QUOTE_SELECTOR = "blockquote, .bbCodeQuote, .bbCodeBlock--quote, aside.quote, aside.onebox"
@@ -37,6 +40,9 @@ TITLE_SELECTOR = (
 _PROFILE_LINK = re.compile(
     r"memberlist\.php\?[^#]*mode=viewprofile|action=profile|/members/|/u/[^/]|/users?/", re.I
 )
+_QUOTE_CLASSES = frozenset({"bbCodeQuote", "bbCodeBlock--quote"})
+_ASIDE_QUOTE_CLASSES = frozenset({"quote", "onebox"})
+_MAX_ATTRIBUTION_CHARS = 500  # an attribution is a name and a verb; more is not searched for names
 _POST_REFS = (
     (re.compile(r"[?&;]p=(\d+)|#p(\d+)$"), "phpbb"),
     (re.compile(r"\.msg(\d+)|[?&;]msg=(\d+)|#msg(\d+)$"), "smf"),
@@ -55,50 +61,108 @@ def split_quotes(
         return "", ()
     soup = parse_html(markup)
     root: Tag = soup.body or soup
-    drop_chrome(root)
     if unwrap_discourse:
-        unwrap_discourse_wrapper(root)
+        root = discourse_post(root) or root
     known = sorted({a for a in known_authors if a and a.strip()}, key=len, reverse=True)
     quotes: list[Quote] = []
-    for element in outermost(root.select(QUOTE_SELECTOR)):
-        quote = quote_from(element, known)
-        element.replace_with(soup.new_tag("p"))
+    hidden: set[int] = set()
+    containers = find_quotes(root)
+    for element in containers:
+        quote = quote_from(element, known, hidden)
         if quote is not None:
             quotes.append(quote)
-    own, line_quotes = split_marked_lines(element_text(root))
+    replaced = dict.fromkeys(hidden, "")
+    replaced.update(dict.fromkeys((id(e) for e in containers), PARAGRAPH_BREAK))
+    own, line_quotes = split_marked_lines(element_text(root, replaced))
     return own, (*quotes, *line_quotes)
 
 
-def unwrap_discourse_wrapper(root: Tag) -> bool:
-    """Unwrap Discourse topic RSS's ``<p>@user wrote:</p><blockquote>POST</blockquote><p><a>…``.
+def is_quote_container(tag: Tag) -> bool:
+    """True for an element that ``QUOTE_SELECTOR`` matches."""
+    if tag.name == "blockquote":
+        return True
+    classes = tag.get("class") or ()
+    if not _QUOTE_CLASSES.isdisjoint(classes):
+        return True
+    return tag.name == "aside" and not _ASIDE_QUOTE_CLASSES.isdisjoint(classes)
 
-    The outer blockquote IS the author's post. Recognised by shape only: exactly a paragraph, a
-    blockquote and a paragraph holding a link, at the top level.
-    """
+
+def find_quotes(root: Tag) -> list[Tag]:
+    """The outermost quote containers below *root* outside chrome, in document order (one walk)."""
+    found: list[Tag] = []
+    stack = list(reversed(root.contents))
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, Tag) or is_chrome(node):
+            continue
+        if is_quote_container(node):
+            found.append(node)
+            continue
+        stack.extend(reversed(node.contents))
+    return found
+
+
+def discourse_post(root: Tag) -> Tag | None:
+    """The outer blockquote of Discourse topic RSS's ``<p>@user wrote:</p><blockquote>POST</blockquote>
+    <p><a>…`` (it IS the author's post), or None. Recognised by shape only: exactly a paragraph,
+    a blockquote and a paragraph holding a link, at the top level (chrome aside)."""
     if any(not isinstance(c, Tag) and str(c).strip() for c in root.children):
-        return False  # loose text at the top level: not the wrapper
-    children = [c for c in root.children if isinstance(c, Tag)]
+        return None  # loose text at the top level: not the wrapper
+    children = [c for c in root.children if isinstance(c, Tag) and not is_chrome(c)]
     if len(children) != 3:
-        return False
+        return None
     head, body, foot = children
     if (head.name, body.name, foot.name) != ("p", "blockquote", "p") or body.get("class"):
-        return False
+        return None
     if foot.find("a", href=True) is None:
+        return None
+    return body
+
+
+def unwrap_discourse_wrapper(root: Tag) -> bool:
+    """Unwrap the Discourse wrapper (see ``discourse_post``) in place; True when it was there."""
+    body = discourse_post(root)
+    if body is None:
         return False
-    head.decompose()
-    foot.decompose()
+    for tag in [c for c in root.children if isinstance(c, Tag) and c is not body and not is_chrome(c)]:
+        tag.decompose()
     body.unwrap()
     return True
 
 
 def outermost(elements: list[Tag]) -> list[Tag]:
-    """The elements not nested inside another element of the list, in document order."""
+    """The elements not nested inside another element of the list, in document order.
+
+    Each ancestor is looked at once (memoised), so the cost is the size of the tree, not
+    elements x depth.
+    """
     chosen = {id(e) for e in elements}
-    return [e for e in elements if not any(id(p) in chosen for p in e.parents)]
+    covered: dict[int, bool] = {}  # id(node) -> a chosen element is the node or above it
+
+    def is_covered(node: Tag | None) -> bool:
+        path: list[int] = []
+        result = False
+        while node is not None:
+            key = id(node)
+            if key in covered:
+                result = covered[key]
+                break
+            path.append(key)
+            if key in chosen:
+                result = True
+                break
+            node = node.parent
+        for key in path:
+            covered[key] = result
+        return result
+
+    return [e for e in elements if not is_covered(e.parent)]
 
 
-def quote_from(element: Tag, known_authors: list[str]) -> Quote | None:
-    """Build the Quote for one quote container (detaches its title/cite while reading)."""
+def quote_from(element: Tag, known_authors: list[str], hidden: set[int] | None = None) -> Quote | None:
+    """Build the Quote for one quote container; its title/cite (and an SMF header before it)
+    are left out of the text and their ids added to *hidden*, so the caller leaves them out too."""
+    hidden = set() if hidden is None else hidden
     classes = set(element.get("class") or ())
     if element.name == "aside" and "onebox" in classes:
         link = element.get("data-onebox-src") or _first_href(element)
@@ -109,11 +173,11 @@ def quote_from(element: Tag, known_authors: list[str]) -> Quote | None:
     if author is None and attribution is not None:
         author = author_from_attribution(attribution, known_authors)
     source_post = _source_ref(element, attribution)
-    for title in element.select(TITLE_SELECTOR):
-        title.decompose()
-    if attribution is not None and attribution.parent is not None:
-        attribution.decompose()  # SMF 2.0 keeps its header outside the blockquote
-    text = element_text(element)
+    own_hidden = {id(title) for title in element.select(TITLE_SELECTOR)}
+    if attribution is not None:
+        own_hidden.add(id(attribution))  # SMF 2.0 keeps its header outside the blockquote
+    hidden.update(own_hidden)
+    text = element_text(element, dict.fromkeys(own_hidden, ""))
     if not text:
         return None
     return Quote(text=text, author=author, source_post=source_post)
@@ -125,7 +189,7 @@ def author_from_attribution(attribution: Tag, known_authors: list[str]) -> str |
         name = " ".join(link.get_text(" ").split())
         if name and (_PROFILE_LINK.search(str(link["href"])) or "username" in (link.get("class") or ())):
             return name
-    text = " ".join(attribution.get_text(" ").split())
+    text = " ".join(attribution.get_text(" ").split())[:_MAX_ATTRIBUTION_CHARS]
     for name in known_authors:
         if re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text):
             return name
@@ -235,6 +299,9 @@ __all__ = [
     "QUOTE_SELECTOR",
     "ThreadMemory",
     "author_from_attribution",
+    "discourse_post",
+    "find_quotes",
+    "is_quote_container",
     "outermost",
     "quote_from",
     "split_marked_lines",

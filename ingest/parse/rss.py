@@ -1,5 +1,7 @@
 """feedparser entries (RSS 2.0, RSS 1.0, Atom) -> Posts, with each forum platform's ids.
 
+Each platform's ids come from ``platform.forum_post_ref``: an entry whose guid or link names a
+post keeps that post's id, so a feed of one thread's posts gives each post its own item.
 XenForo forum RSS items are threads carrying their first post: each becomes that post's item
 and a ``FollowThread``. Its pubDate is the thread's *last* post date; it is used as the first
 post's time until the thread page (same item id) gives the real one.
@@ -15,14 +17,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from framewatch.ingest.parse.platform import (
-    discourse_ids,
-    discourse_post_id,
+    FORUM_PLATFORMS,
+    forum_post_ref,
     generic_item_id,
-    phpbb_ids,
-    post_id,
-    smf_ids,
-    xenforo_first_post_id,
-    xenforo_thread_id,
+    xenforo_thread_url,
 )
 from framewatch.ingest.parse.posts import Post, absolute_url, clean_str
 from framewatch.ingest.parse.results import FollowThread
@@ -39,17 +37,17 @@ _PHPBB_TITLE_SEP = " \u2022 "
 def posts_from_entries(
     entries: list[Any], *, platform: str, feed_url: str, source_id: str, host: str, language: str | None
 ) -> tuple[list[Post], list[FollowThread]]:
-    """Posts of every entry, and the XenForo threads to follow."""
+    """Posts of every entry, and the XenForo threads to follow (one per thread, page 1's URL)."""
     posts: list[Post] = []
-    follow: list[FollowThread] = []
+    follow: dict[str, FollowThread] = {}
     for index, entry in enumerate(entries):
         post = entry_post(entry, index, platform=platform, feed_url=feed_url, source_id=source_id, host=host)
         if post.language is None and language:
             post = _with_language(post, language)
         posts.append(post)
         if platform == "xenforo" and post.thread_id and post.url:
-            follow.append(FollowThread(post.thread_id, post.url, post.published_at))
-    return posts, follow
+            follow[post.thread_id] = _follow(follow.get(post.thread_id), post.thread_id, post.url, post.published_at)
+    return posts, list(follow.values())
 
 
 def entry_post(entry: Any, index: int, *, platform: str, feed_url: str, source_id: str, host: str) -> Post:
@@ -59,51 +57,35 @@ def entry_post(entry: Any, index: int, *, platform: str, feed_url: str, source_i
     published = entry_time(entry)
     title = clean_str(entry.get("title"))
     body, is_text, body_language = entry_body(entry)
-    author = clean_str(entry.get("author"))
-    ref = guid or link or f"#{index}"
     item_id = generic_item_id(source_id, guid, link, title, published)
-    thread_id = parent_id = None
-    unwrap = False
-    if platform == "discourse":
-        topic, number = discourse_ids(guid, link)
-        if topic and number:
-            item_id = discourse_post_id(host, topic, number)
-        thread_id = topic
-        unwrap = not urlsplit(feed_url).path.endswith("/posts.rss")
-    elif platform == "phpbb":
-        topic, pid = phpbb_ids(link, guid)
-        if pid:
-            item_id = post_id(host, "phpbb", pid)
-        thread_id = topic
+    thread_id = parent_id = sequence = None
+    ref = forum_post_ref(platform, host, guid, link, feed_url)
+    if ref is not None:
+        item_id = ref.item_id or item_id
+        thread_id, parent_id, sequence = ref.thread_id, ref.parent_id, ref.number
+    if platform == "phpbb":
         if title and _PHPBB_TITLE_SEP in title:
             title = title.split(_PHPBB_TITLE_SEP, 1)[1]
         if body:
             body = _PHPBB_FOOTER.sub("", body)
-    elif platform == "smf":
-        topic, msg = smf_ids(link, guid)
-        if msg:
-            item_id = post_id(host, "smf", msg)
-        thread_id = topic
-    elif platform == "xenforo":
-        thread_id = xenforo_thread_id(guid, link)
-        if body:
-            body = _XENFORO_READ_MORE.sub(r"\1", body)
-        if thread_id:
-            item_id = xenforo_first_post_id(host, thread_id)
+    elif platform == "xenforo" and body:
+        body = _XENFORO_READ_MORE.sub(r"\1", body)
     return Post(
-        ref=ref,
+        ref=guid or link or f"#{index}",
         item_id=item_id,
         url=link,
         title=title,
-        author=author,
+        author=clean_str(entry.get("author")),
         published_at=published,
         body=body,
         body_is_text=is_text,
         thread_id=thread_id,
         parent_id=parent_id,
         language=body_language,
-        unwrap_discourse=unwrap,
+        unwrap_discourse=platform == "discourse" and not urlsplit(feed_url).path.endswith("/posts.rss"),
         title_is_thread=platform in ("discourse", "xenforo"),
+        forum=platform in FORUM_PLATFORMS,
+        sequence=sequence,
     )
 
 
@@ -132,6 +114,13 @@ def entry_time(entry: Any) -> datetime | None:
 
 def _with_language(post: Post, language: str) -> Post:
     return replace(post, language=language)
+
+
+def _follow(known: FollowThread | None, thread_id: str, url: str, at: datetime | None) -> FollowThread:
+    """The thread to follow: page 1's URL, never a post's (a later page would pass for page 1)."""
+    if known is not None and known.last_post_at is not None and (at is None or known.last_post_at > at):
+        at = known.last_post_at
+    return FollowThread(thread_id, xenforo_thread_url(url), at)
 
 
 __all__ = ["entry_body", "entry_post", "entry_time", "posts_from_entries"]

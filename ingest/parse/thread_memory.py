@@ -7,13 +7,15 @@ at least ``min_words`` words whose word 3-shingles are >= ``threshold`` containe
 earlier post is copied from it. Shorter sentences (headings, "Reuters.") next to a copied run
 count as copied when they occur verbatim in the same earlier post. Only posts published
 strictly before the new one are compared, and never the post with itself, so re-reading a feed
-gives the same split.
+gives the same split. Linear time in the new post: the verbatim look-up of a short sentence is a
+set look-up of its word n-gram in the earlier post (built once per split, per post and n), and
+short sentences take their neighbours' source through a work list, not repeated passes.
 """
 
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -125,24 +127,38 @@ class ThreadMemory:
         return best
 
     def _extend_to_short_neighbours(self, units: list[_Unit]) -> None:
-        changed = True
-        while changed:
-            changed = False
-            for i, unit in enumerate(units):
-                if unit.source is not None or len(unit.words) >= self.min_words:
-                    continue
-                neighbours = [units[j] for j in (i - 1, i + 1) if 0 <= j < len(units)]
-                if not unit.words:
-                    if len(neighbours) == 2 and all(n.source is not None for n in neighbours):
-                        unit.source = neighbours[0].source
-                        changed = True
-                    continue
-                phrase = f" {' '.join(unit.words)} "
+        """Short units next to a copied unit take its source when they occur verbatim in it
+        (an empty unit between two copied ones takes it too); repeated until nothing changes.
+
+        A unit is looked at again only when a neighbour got a source, so each unit is decided
+        at most three times whatever the length of the post.
+        """
+        grams: dict[tuple[int, int], set[tuple[str, ...]]] = {}  # (id(post), n) -> its n-grams
+
+        def verbatim(words: list[str], post: RememberedPost) -> bool:
+            key = (id(post), len(words))
+            if key not in grams:
+                theirs = post.joined.split()
+                grams[key] = {tuple(theirs[i : i + len(words)]) for i in range(len(theirs) - len(words) + 1)}
+            return tuple(words) in grams[key]
+
+        pending = deque(range(len(units)))
+        while pending:
+            i = pending.popleft()
+            unit = units[i]
+            if unit.source is not None or len(unit.words) >= self.min_words:
+                continue
+            neighbours = [units[j] for j in (i - 1, i + 1) if 0 <= j < len(units)]
+            if not unit.words:
+                if len(neighbours) == 2 and all(n.source is not None for n in neighbours):
+                    unit.source = neighbours[0].source
+            else:
                 for neighbour in neighbours:
-                    if neighbour.source is not None and phrase in neighbour.source.joined:
+                    if neighbour.source is not None and verbatim(unit.words, neighbour.source):
                         unit.source = neighbour.source
-                        changed = True
                         break
+            if unit.source is not None:
+                pending.extend(j for j in (i - 1, i + 1) if 0 <= j < len(units) and units[j].source is None)
 
 
 def words_of(text: str) -> list[str]:

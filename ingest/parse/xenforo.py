@@ -1,7 +1,9 @@
 """XenForo 2 thread pages -> Posts: ``article.message`` blocks and the next page's link.
 
 The first post of page 1 gets the same item id as the forum RSS item of its thread
-(``xenforo_first_post_id``), so the full text supersedes the truncated RSS copy.
+(``xenforo_first_post_id``), so the full text supersedes the truncated RSS copy; it opens the
+thread (no ``parent_id``). Every other post is keyed by its post id, as in a feed that names it,
+and its parent is the thread's first post.
 """
 
 from __future__ import annotations
@@ -27,12 +29,13 @@ def thread_posts(soup: BeautifulSoup, *, url: str, thread_id: str, host: str) ->
     html_tag = soup.find("html")
     language = html_tag.get("lang") if isinstance(html_tag, Tag) else None
     first_page = not _is_later_page(url)
+    first_id = xenforo_first_post_id(host, thread_id)
     posts: list[Post] = []
     for index, article in enumerate(soup.select("article.message")):
         number = _post_number(article)
         first = first_page and index == 0
         if first:
-            item_id = xenforo_first_post_id(host, thread_id)
+            item_id = first_id
         elif number:
             item_id = post_id(host, "xenforo", number)
         else:
@@ -48,8 +51,11 @@ def thread_posts(soup: BeautifulSoup, *, url: str, thread_id: str, host: str) ->
                 published_at=_post_time(article),
                 body=str(body) if body is not None else None,
                 thread_id=thread_id,
+                parent_id=None if first else first_id,
                 language=str(language) if language else None,
                 title_is_thread=True,
+                forum=True,
+                sequence=int(number) if number else None,
             )
         )
     return posts

@@ -88,17 +88,20 @@ def eval_cmd(
 @click.option("--codebook", "codebook_path", required=True, type=click.Path(dir_okay=False), help="Codebook YAML.")
 @click.option("--embedder", "embedder_name", default=None, hidden=True, help="Model name override (`fake` for tests).")
 def analyze(feed: str, codebook_path: str, embedder_name: str | None) -> None:
-    """Frame the entries of FEED (a file path or URL) and print one JSON line per (item, watch)."""
+    """Frame the entries of FEED (a file path or URL) and print one JSON line per (item, watch).
+
+    Each line names the item (id, url, title, author, published_at, kind) before its frames.
+    """
     from framewatch.processing.analyst.analyze import AnalyzeError, analyze_feed, summary_line
 
     try:
-        records = analyze_feed(feed, codebook_path, load_settings(), embedder_name)
+        framed = analyze_feed(feed, codebook_path, load_settings(), embedder_name)
     except ConfigError as exc:
         fail(str(exc))
     except AnalyzeError as exc:
         fail(f"cannot read feed {feed}: {exc}", EXIT_RUNTIME)
-    for record in records:
-        click.echo(json.dumps(summary_line(record), ensure_ascii=False))
+    for record, item in framed:
+        click.echo(json.dumps(summary_line(record, item), ensure_ascii=False))
 
 
 @click.group("codebook")

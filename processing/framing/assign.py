@@ -8,15 +8,21 @@ Three scorers, built by :func:`build_assigner` from the strongest method availab
   (examples also serve as nearest-neighbour explanations);
 - **trained**: the head (and tuned encoder) of an artifact from ``framewatch codebook train``.
 
-A frame is given only when the best score reaches ``min_score`` and beats the runner-up by
-``min_margin``; ``labels`` adds every frame scoring at least ``label_ratio`` of the best (and
-``min_score``), so a passage can carry several frames or none.
+A frame is given only when the best score reaches ``min_score``, beats the runner-up by
+``min_margin`` and, where ``min_relevance`` is set, the passage lies within that cosine of one
+of the frames' anchors (their prompts and examples): a softmax head always spreads its
+probability over the frames, so only the distance to the anchors can say "none of these" (a
+"This." or "lol" reply). ``labels`` adds every frame scoring at least ``label_ratio`` of the best
+(and ``min_score``), so a passage can carry several frames or none. Thresholds live on different
+scales per method; :func:`calibrate` picks them on labelled passages, and a codebook watch can
+carry the picked ones (``decision:``, see codebook.py), which :func:`build_assigner` applies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -39,6 +45,7 @@ class Assignment:
     margin: float
     top: tuple[tuple[str, float], ...]
     nearest_examples: tuple[str, ...] = ()
+    relevance: float | None = None  # cosine to the nearest frame anchor (None: no anchors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +57,14 @@ class AssignConfig:
     label_ratio: float = 0.5
     top_k: int = 3
     n_examples: int = 2
+    min_relevance: float | None = None  # cosine to the nearest anchor needed for a frame; None: no gate
+
+
+def accepts(best: float, margin: float, relevance: float | None, config: AssignConfig) -> bool:
+    """The decision rule: whether a passage whose best frame scored *best* gets that frame."""
+    if config.min_relevance is not None and relevance is not None and relevance < config.min_relevance:
+        return False
+    return best >= config.min_score and margin >= config.min_margin
 
 
 # Sensible defaults per method (cosines and probabilities live on different scales).
@@ -139,6 +154,7 @@ class FrameAssigner:
         example_texts: Sequence[str] = (),
         example_frames: Sequence[str] = (),
         example_vectors: np.ndarray | None = None,
+        anchor_vectors: np.ndarray | None = None,
     ) -> None:
         self.watch = watch
         self.frame_ids = watch.frame_ids
@@ -149,6 +165,7 @@ class FrameAssigner:
         self.example_texts = tuple(example_texts)
         self.example_frames = np.array(example_frames, dtype=object)
         self.example_vectors = example_vectors
+        self.anchor_vectors = anchor_vectors if anchor_vectors is not None and len(anchor_vectors) else None
 
     @property
     def model_id(self) -> str:
@@ -164,9 +181,19 @@ class FrameAssigner:
         if len(vectors) == 0:
             return []
         scores = self.scorer.scores(vectors)
-        return [self._decide(vectors[i], scores[i]) for i in range(len(scores))]
+        relevance = self.relevance(vectors)
+        return [
+            self._decide(vectors[i], scores[i], None if relevance is None else float(relevance[i]))
+            for i in range(len(scores))
+        ]
 
-    def _decide(self, vector: np.ndarray, row: np.ndarray) -> Assignment:
+    def relevance(self, vectors: np.ndarray) -> np.ndarray | None:
+        """Cosine of each row to its nearest anchor (frame prompt or example); None without anchors."""
+        if self.anchor_vectors is None or len(vectors) == 0:
+            return None
+        return np.asarray((np.asarray(vectors, dtype=np.float32) @ self.anchor_vectors.T).max(axis=1))
+
+    def _decide(self, vector: np.ndarray, row: np.ndarray, relevance: float | None = None) -> Assignment:
         cfg = self.config
         if not len(row):  # a watch without frames: everything is left to emergent clustering
             return Assignment(None, (), 0.0, 0.0, (), ())
@@ -174,7 +201,7 @@ class FrameAssigner:
         best = float(row[order[0]])
         second = float(row[order[1]]) if len(order) > 1 else float("-inf")
         margin = best - second if len(order) > 1 else best
-        confident = best >= cfg.min_score and margin >= cfg.min_margin
+        confident = accepts(best, margin, relevance, cfg)
         frame = self.frame_ids[order[0]] if confident else None
         labels: tuple[str, ...] = ()
         if best >= cfg.min_score:
@@ -183,7 +210,8 @@ class FrameAssigner:
             if frame is None:
                 labels = ()
         top = tuple((self.frame_ids[j], round(float(row[j]), 4)) for j in order[: cfg.top_k])
-        return Assignment(frame, labels, best, margin, top, self._nearest(vector, frame))
+        rel = None if relevance is None else round(relevance, 4)
+        return Assignment(frame, labels, best, margin, top, self._nearest(vector, frame), rel)
 
     def _nearest(self, vector: np.ndarray, frame: str | None) -> tuple[str, ...]:
         if frame is None or self.example_vectors is None or not len(self.example_texts):
@@ -200,9 +228,18 @@ class FrameAssigner:
 # --- building ---------------------------------------------------------------------------------
 
 
+def watch_config(watch: Watch, method: str) -> AssignConfig:
+    """The method's default thresholds, overridden by the watch's calibrated ones (``decision:``)."""
+    return replace(DEFAULT_CONFIGS.get(method, AssignConfig()), **watch.thresholds_for(method))
+
+
 def zero_shot_assigner(watch: Watch, embedder: Embedder, config: AssignConfig | None = None) -> FrameAssigner:
-    """Assigner from frame labels and descriptions only."""
-    return FrameAssigner(watch, PrototypeScorer(zero_shot_prototypes(watch, embedder)), method=ZERO_SHOT, embedder=embedder, config=config)
+    """Assigner from frame labels and descriptions only (the prototypes are also its anchors)."""
+    prototypes = zero_shot_prototypes(watch, embedder)
+    return FrameAssigner(
+        watch, PrototypeScorer(prototypes), method=ZERO_SHOT, embedder=embedder,
+        config=config or watch_config(watch, ZERO_SHOT), anchor_vectors=prototypes if watch.frames else None,
+    )
 
 
 def few_shot_assigner(
@@ -225,8 +262,8 @@ def few_shot_assigner(
     head = fit_head(vectors, frames, watch.frame_ids, c=head_c, balanced=True)
     n = len(examples)
     return FrameAssigner(
-        watch, HeadScorer(head), method=FEW_SHOT, embedder=embedder, config=config,
-        example_texts=texts[:n], example_frames=frames[:n], example_vectors=vectors[:n],
+        watch, HeadScorer(head), method=FEW_SHOT, embedder=embedder, config=config or watch_config(watch, FEW_SHOT),
+        example_texts=texts[:n], example_frames=frames[:n], example_vectors=vectors[:n], anchor_vectors=vectors,
     )
 
 
@@ -235,13 +272,12 @@ def trained_assigner(watch: Watch, artifact_path: str, embedder: Embedder | None
     from framewatch.processing.framing.train import load_artifact
 
     artifact = load_artifact(artifact_path, watch, base_embedder=embedder)
-    cfg = config or AssignConfig(
-        min_score=DEFAULT_CONFIGS[TRAINED].min_score, label_ratio=artifact.label_ratio
-    )
+    cfg = config or replace(watch_config(watch, TRAINED), label_ratio=artifact.label_ratio)
     ex_vectors = artifact.embedder.embed(artifact.example_texts) if artifact.example_texts else None
     return FrameAssigner(
         watch, HeadScorer(artifact.head), method=TRAINED, embedder=artifact.embedder, config=cfg,
         example_texts=artifact.example_texts, example_frames=artifact.example_labels, example_vectors=ex_vectors,
+        anchor_vectors=ex_vectors,
     )
 
 
@@ -263,6 +299,77 @@ def semantic_match(watch: Watch, vectors: np.ndarray, embedder: Embedder) -> np.
         return np.ones(len(vectors), dtype=bool)
     target = embedder.embed([watch.match.description])[0]
     return np.asarray(vectors, dtype=np.float32) @ target >= watch.match.threshold
+
+
+# --- calibration ------------------------------------------------------------------------------
+
+
+def decision_errors(truth: Sequence[str | None], predicted: Sequence[str | None]) -> dict[str, int]:
+    """The three ways a frame decision goes wrong, counted: a framed passage left ``unframed`` or
+    ``misframed``, an unframed one given a frame (``false_frame``); with ``framed``/``unframed``
+    totals of the truth."""
+    out = {"framed": 0, "unframed_true": 0, "unframed": 0, "misframed": 0, "false_frame": 0}
+    for t, p in zip(truth, predicted, strict=True):
+        if t is None:
+            out["unframed_true"] += 1
+            out["false_frame"] += p is not None
+        else:
+            out["framed"] += 1
+            out["unframed"] += p is None
+            out["misframed"] += p is not None and p != t
+    return out
+
+
+def balanced_error(counts: Mapping[str, int]) -> float:
+    """Mean of the framed passages' error rate (unframed + misframed) and the unframed passages'
+    (false frames), so the share of chit-chat in a sample does not pick the thresholds."""
+    framed = (counts["unframed"] + counts["misframed"]) / counts["framed"] if counts["framed"] else 0.0
+    none = counts["false_frame"] / counts["unframed_true"] if counts["unframed_true"] else 0.0
+    return (framed + none) / 2
+
+
+def _steps(low: float, high: float, step: float = 0.02) -> tuple[float, ...]:
+    return tuple(round(low + i * step, 4) for i in range(round((high - low) / step) + 1))
+
+
+def calibrate(assigner: FrameAssigner, vectors: np.ndarray, truth: Sequence[str | None]) -> AssignConfig:
+    """Thresholds (``min_score``, ``min_margin``, ``min_relevance``) that minimise
+    :func:`balanced_error` of *assigner* on labelled *vectors* (truth None: no frame), searched on
+    a 0.02 grid over the method's scale. Ties go to the median candidate in grid order (away from
+    the plateau's edges). Calibrate on one split and measure on another: the grid fits any sample."""
+    if len(vectors) == 0 or not assigner.frame_ids:
+        return assigner.config
+    scores = assigner.scorer.scores(vectors)
+    relevance = assigner.relevance(vectors)
+    rows = []
+    for i, row in enumerate(scores):
+        ordered = np.sort(row)[::-1]
+        margin = float(ordered[0] - ordered[1]) if len(ordered) > 1 else float(ordered[0])
+        rel = None if relevance is None else float(relevance[i])
+        rows.append((assigner.frame_ids[int(np.argmax(row))], float(ordered[0]), margin, rel))
+    cosine = assigner.method == ZERO_SHOT  # cosines; other methods score probabilities
+    score_grid = _steps(0.0, 0.6) if cosine else _steps(0.0, 0.9)
+    # zero-shot's anchors are its prototypes, so relevance would repeat min_score
+    relevance_grid: tuple[float | None, ...] = (None,) if cosine or relevance is None else (None, *_steps(0.0, 0.6))
+    best: list[AssignConfig] = []
+    best_error = float("inf")
+    for rel_cut, score_cut, margin_cut in itertools.product(relevance_grid, score_grid, _steps(0.0, 0.2)):
+        cfg = replace(assigner.config, min_score=score_cut, min_margin=margin_cut, min_relevance=rel_cut)
+        predicted = [top if accepts(b, m, r, cfg) else None for top, b, m, r in rows]
+        error = balanced_error(decision_errors(truth, predicted))
+        if error < best_error - 1e-12:
+            best, best_error = [cfg], error
+        elif abs(error - best_error) <= 1e-12:
+            best.append(cfg)
+    return best[len(best) // 2]
+
+
+def thresholds_yaml(config: AssignConfig) -> dict[str, float]:
+    """The calibrated thresholds as a codebook ``decision:`` entry for one method."""
+    out = {"min_score": config.min_score, "min_margin": config.min_margin}
+    if config.min_relevance is not None:
+        out["min_relevance"] = config.min_relevance
+    return out
 
 
 # --- item level -------------------------------------------------------------------------------

@@ -19,6 +19,9 @@ import yaml
 from framewatch.errors import ConfigError
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
+# A watch's calibrated decision thresholds, per assignment method (see assign.calibrate).
+DECISION_METHODS = ("zero-shot", "few-shot", "trained")
+DECISION_FIELDS = ("min_score", "min_margin", "min_relevance")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +53,17 @@ class Watch:
     title: str
     match: Match | None
     frames: tuple[Frame, ...]
+    # (method, ((field, value), ...)) from the watch's ``decision:`` block
+    thresholds: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
 
     @property
     def frame_ids(self) -> tuple[str, ...]:
         """Frame ids in codebook order."""
         return tuple(f.id for f in self.frames)
+
+    def thresholds_for(self, method: str) -> dict[str, float]:
+        """Calibrated thresholds for one assignment method ({} when the codebook sets none)."""
+        return dict(next((values for m, values in self.thresholds if m == method), ()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +212,7 @@ def _read_id(r: _Reader, parent: dict[str, _Node], field: str, line: int) -> str
 
 def _read_watch(r: _Reader, node: _Node, field: str) -> Watch:
     m = r.mapping(node, field)
-    r.unknown(m, {"id", "title", "match", "frames"}, field)
+    r.unknown(m, {"id", "title", "match", "frames", "decision"}, field)
     wid = _read_id(r, m, field, node.line)
     title = r.text(m, "title", field, node.line)
     match = _read_match(r, m["match"], f"{field}.match") if m.get("match") is not None else None
@@ -219,7 +228,25 @@ def _read_watch(r: _Reader, node: _Node, field: str) -> Watch:
         seen.add(frame.id)
         frames.append(frame)
     assert title is not None
-    return Watch(id=wid, title=title, match=match, frames=tuple(frames))
+    thresholds = _read_decision(r, m["decision"], f"{field}.decision") if m.get("decision") is not None else ()
+    return Watch(id=wid, title=title, match=match, frames=tuple(frames), thresholds=thresholds)
+
+
+def _read_decision(r: _Reader, node: _Node, field: str) -> tuple[tuple[str, tuple[tuple[str, float], ...]], ...]:
+    """``decision: {few-shot: {min_score: 0.3, min_relevance: 0.26}, ...}``: numbers in [-1, 1]."""
+    methods = r.mapping(node, field)
+    r.unknown(methods, set(DECISION_METHODS), field)
+    out = []
+    for method, mnode in methods.items():
+        values = r.mapping(mnode, f"{field}.{method}")
+        r.unknown(values, set(DECISION_FIELDS), f"{field}.{method}")
+        pairs = []
+        for key, v in values.items():
+            if isinstance(v.value, bool) or not isinstance(v.value, int | float) or not -1.0 <= v.value <= 1.0:
+                raise r.fail(v.line, f"{field}.{method}.{key}", "expected a number between -1 and 1")
+            pairs.append((key, float(v.value)))
+        out.append((method, tuple(pairs)))
+    return tuple(out)
 
 
 def _read_match(r: _Reader, node: _Node, field: str) -> Match:

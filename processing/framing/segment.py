@@ -3,7 +3,10 @@
 An article becomes paragraph-sized segments: short paragraphs are merged, long ones split at
 sentence boundaries so each fits the model window. An item with only a headline (and perhaps a
 summary) becomes one segment that includes the title. A forum post is its author's own text:
-``item.text`` only, never ``item.quotes``. Text past a hard cap is dropped and the last segment
+``item.text`` only, never ``item.quotes``. The thread's title belongs to the post that opened
+the thread (``opens_thread``), which is segmented like an article; a reply carries the thread's
+title too, but it is the opener's words (often the headline of the article the thread is
+about), so a reply is segmented from ``item.text`` alone. Text past a hard cap is dropped and the last segment
 is flagged ``truncated``. Token counts are estimated from words (about 1.3 word-piece tokens per
 word), which is enough to stay inside the window without loading a tokenizer here.
 """
@@ -109,13 +112,22 @@ def segment_text(
     ]
 
 
+def opens_thread(item: RawItem) -> bool:
+    """A forum post known to open its thread: in a thread, and replying to no post.
+
+    The parser gives every other forum post a ``parent_id`` (the post replied to, the thread's
+    first post, or the topic), so a post of unknown standing is treated as a reply.
+    """
+    return item.kind == "forum_post" and item.thread_id is not None and item.parent_id is None
+
+
 def segment_item(
     item: RawItem, *, max_tokens: int = 200, min_chars: int = 200, max_chars: int = DEFAULT_MAX_CHARS
 ) -> list[Segment]:
     """Segments of one item; [] when it has no text of its own (caller counts it as ``empty``)."""
     body = item.text or ""
     title = _clean(item.title or "")
-    if item.kind == "forum_post":
+    if item.kind == "forum_post" and not opens_thread(item):
         # Only the author's own words; quotes live in item.quotes and are never added here.
         return segment_text(body, max_tokens=max_tokens, min_chars=min_chars, max_chars=max_chars)
     body_clean = _clean(body)

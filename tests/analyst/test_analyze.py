@@ -38,7 +38,8 @@ def test_file_feed_prints_one_line_per_item_and_watch() -> None:
     code, lines, _ = run(str(FEEDS / "rss2_news.xml"))
     assert code == 0 and lines
     for line in lines:
-        assert set(line) == {"id", "watch", "frame", "frames", "segments"}
+        assert set(line) == {"id", "url", "title", "author", "published_at", "kind", "watch", "frame", "frames", "segments"}
+        assert line["kind"] == "article" and line["url"] and line["title"] and line["published_at"].endswith("+00:00")
         assert line["watch"] == "social-credit"
         assert line["frame"] is None or line["frame"] in line["frames"]
         assert all({"text", "frame", "score"} <= set(s) for s in line["segments"])

@@ -136,7 +136,7 @@ def stack(tmp_path: Path, kafka_bootstrap: str) -> Iterator[dict]:
     threading.Thread(target=feeds.serve_forever, daemon=True).start()
     sources = tmp_path / "sources.yaml"
     base = f"http://127.0.0.1:{feeds.server_address[1]}"
-    sources.write_text(f"sources:\n  - {{id: sample-news, url: '{base}/news.xml', kind: news, outlet: Daily, poll_interval: 10s}}\n")
+    sources.write_text(f"sources:\n  - {{id: sample-news, url: '{base}/news.xml', kind: news, outlet: Daily, poll_interval: 10s, allow_private: true}}\n")
     env = {
         **os.environ, "FRAMEWATCH_KAFKA_BOOTSTRAP": kafka_bootstrap, "FRAMEWATCH_TOPIC_PREFIX": prefix,
         "FRAMEWATCH_MODEL_NAME": "fake", "FRAMEWATCH_CLUSTER_NOVELTY_MAX": "0.3", "FRAMEWATCH_CLUSTER_MIN_SCORE": "0.05",

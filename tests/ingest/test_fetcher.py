@@ -1,4 +1,7 @@
-"""Fetcher against a real HTTP server on 127.0.0.1: every misbehaviour gets its outcome."""
+"""Fetcher against a real HTTP server on 127.0.0.1: every misbehaviour gets its outcome.
+
+The server is on loopback, so these fetches are opted in (``LOCAL``, as for a URL the user typed);
+the refusals of the fetch policy are tested in test_fetch_policy.py."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from framewatch.ingest import outcomes as oc
+from framewatch.ingest.addresses import FetchPolicy
 from framewatch.ingest.fetcher import (
     Fetcher,
     FetchResult,
@@ -25,6 +29,7 @@ from tests.helpers.waiting import wait_until
 
 FEED = rss("News", [("a1", "Budget"), ("a2", "Housing")])
 LM = "Wed, 19 Nov 2025 08:00:00 GMT"
+LOCAL = FetchPolicy(allow_private=True)
 
 
 @pytest.fixture
@@ -40,12 +45,13 @@ def fetch(url: str, **kw: object) -> FetchResult:
         "user_agent": "framewatch-test/1",
     }
     validators = {k: kw.pop(k) for k in ("etag", "last_modified") if k in kw}
+    policy = kw.pop("policy", LOCAL)
     limits.update(kw)
 
     async def go() -> FetchResult:
         fetcher = Fetcher(**limits)  # type: ignore[arg-type]
         try:
-            return await fetcher.fetch(url, **validators)  # type: ignore[arg-type]
+            return await fetcher.fetch(url, **validators, policy=policy)  # type: ignore[arg-type]
         finally:
             await fetcher.aclose()
 
@@ -192,8 +198,9 @@ def test_closed_port_is_connection_error() -> None:
     assert result.outcome == oc.CONNECTION_ERROR and result.detail
 
 
-def test_unsupported_scheme_is_connection_error() -> None:
-    assert fetch("gopher://127.0.0.1/feed").outcome == oc.CONNECTION_ERROR
+def test_unsupported_scheme_is_refused_url() -> None:
+    result = fetch("gopher://127.0.0.1/feed")
+    assert result.outcome == oc.REFUSED_URL and "gopher" in result.detail
 
 
 def test_per_host_and_total_limits(server: FeedServer) -> None:
@@ -204,7 +211,7 @@ def test_per_host_and_total_limits(server: FeedServer) -> None:
         fetcher = Fetcher(timeout_s=5, max_bytes=100_000, max_redirects=0, per_host=per_host,
                           total=total, user_agent="t")
         try:
-            return await asyncio.gather(*(fetcher.fetch(server.url("/s")) for _ in range(6)))
+            return await asyncio.gather(*(fetcher.fetch(server.url("/s"), policy=LOCAL) for _ in range(6)))
         finally:
             await fetcher.aclose()
 

@@ -61,7 +61,8 @@ class Rig:
 
 
 def news(server: FeedServer, sid: str, path: str, **kw: object) -> Source:
-    return Source(sid, server.url(path), "news", **kw)  # type: ignore[arg-type]
+    # the test server is on loopback: its feeds are opted in, as an intranet feed would be
+    return Source(sid, server.url(path), "news", allow_private=True, **kw)  # type: ignore[arg-type]
 
 
 BAD = {
@@ -94,7 +95,7 @@ def test_every_bad_input_gets_its_outcome_and_the_good_feeds_still_produce(tmp_p
         server.routes[f"/{sid}"] = route
         sources.append(news(server, sid, f"/{sid}"))
     with refusing_port() as port:
-        sources.append(Source("refused", f"http://127.0.0.1:{port}/feed", "news"))
+        sources.append(Source("refused", f"http://127.0.0.1:{port}/feed", "news", allow_private=True))
         rig = Rig(tmp_path, sources)
         summary = rig.once()
 
@@ -192,7 +193,7 @@ def test_xenforo_threads_are_followed_incrementally(tmp_path: Path, server: Feed
     server.routes[t1] = Route(page1, content_type="text/html")
     server.routes[t1 + "page-2"] = Route(page2, content_type="text/html")
     server.routes["/threads/eu-ai-act-bans-social-scoring.4517/"] = Route(b"", status=404)
-    src = Source("xf", server.url("/forums/world-politics.12/index.rss"), "forum", platform="xenforo")
+    src = Source("xf", server.url("/forums/world-politics.12/index.rss"), "forum", platform="xenforo", allow_private=True)
     rig = Rig(tmp_path, [src])
     first = rig.once()
     assert first.outcomes == {oc.OK: 1}
@@ -217,7 +218,7 @@ def test_thread_page_budget_resumes_next_cycle(tmp_path: Path, server: FeedServe
     server.routes[t1] = Route(page1, content_type="text/html")
     server.routes[t1 + "page-2"] = Route(page2, content_type="text/html")
     server.routes["/threads/eu-ai-act-bans-social-scoring.4517/"] = Route(page2, content_type="text/html")
-    rig = Rig(tmp_path, [Source("xf", server.url("/f.rss"), "forum", platform="xenforo")])
+    rig = Rig(tmp_path, [Source("xf", server.url("/f.rss"), "forum", platform="xenforo", allow_private=True)])
     rig.worker.max_thread_pages = 1
     rig.once()
     assert server.hits[t1] == 1 and server.hits[t1 + "page-2"] == 0
@@ -284,7 +285,7 @@ def test_thread_page_parser_failure_is_contained(tmp_path: Path, server: FeedSer
     server.routes["/f.rss"] = Route((FIXTURES / "xenforo_forum.rss").read_bytes().replace(b"https://xf.example.com", host))
     server.routes["/threads/chinas-social-credit-system-dystopia-or-debt-collection.4521/"] = Route(b"<html></html>", content_type="text/html")
     server.routes["/threads/eu-ai-act-bans-social-scoring.4517/"] = Route(b"<html></html>", content_type="text/html")
-    rig = Rig(tmp_path, [Source("xf", server.url("/f.rss"), "forum", platform="xenforo")])
+    rig = Rig(tmp_path, [Source("xf", server.url("/f.rss"), "forum", platform="xenforo", allow_private=True)])
     summary = rig.once()
     assert summary.outcomes == {oc.OK: 1} and summary.items_produced == 2  # the feed's own items
     assert rig.fetches("xf", oc.PARSE_ERROR) == 2
@@ -309,6 +310,6 @@ def test_due_feeds_follow_the_schedule(tmp_path: Path, server: FeedServer) -> No
 def test_file_url_sources(tmp_path: Path) -> None:
     feed = tmp_path / "feed.xml"
     feed.write_bytes(NEWS)
-    rig = Rig(tmp_path, [Source("local", feed.as_uri(), "news")])
+    rig = Rig(tmp_path, [Source("local", feed.as_uri(), "news", allow_private=True)])
     assert rig.once().items_produced == 3
     assert rig.once().outcomes == {oc.NOT_MODIFIED: 1}

@@ -48,7 +48,7 @@ def serve_feeds(server: FeedServer, *, etags: bool) -> list[Source]:
     for sid, entries in FEEDS.items():
         server.routes[f"/{sid}.xml"] = Route(rss(sid, entries, link=f"https://{sid}.example.org/"),
                                              etag=f'"{sid}-1"' if etags else None)
-    return [Source(sid, server.url(f"/{sid}.xml"), "news", outlet=sid.title()) for sid in FEEDS]
+    return [Source(sid, server.url(f"/{sid}.xml"), "news", outlet=sid.title(), allow_private=True) for sid in FEEDS]
 
 
 def make_worker(settings: Settings, sources: list[Source], producer: object) -> tuple[Worker, IngestState, CollectorRegistry]:
@@ -128,7 +128,7 @@ def test_kill_9_after_the_first_cycle_then_restart_makes_no_duplicates(
     serve_feeds(server, etags=False)  # no validators: every poll returns every entry again
     sources_file = tmp_path / "sources.yaml"
     sources_file.write_text("sources:\n" + "".join(
-        f"  - id: {sid}\n    url: {server.url(f'/{sid}.xml')}\n    kind: news\n    poll_interval: 15m\n"
+        f"  - id: {sid}\n    url: {server.url(f'/{sid}.xml')}\n    kind: news\n    poll_interval: 15m\n    allow_private: true\n"
         for sid in FEEDS
     ))
     env = {
@@ -165,7 +165,7 @@ def test_sigterm_shuts_the_worker_down_cleanly(
     topic_factory(settings, "raw-items")
     serve_feeds(server, etags=True)
     sources_file = tmp_path / "sources.yaml"
-    sources_file.write_text(f"sources:\n  - id: alpha\n    url: {server.url('/alpha.xml')}\n    kind: news\n")
+    sources_file.write_text(f"sources:\n  - id: alpha\n    url: {server.url('/alpha.xml')}\n    kind: news\n    allow_private: true\n")
     env = {**os.environ, "FRAMEWATCH_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
            "FRAMEWATCH_TOPIC_PREFIX": settings.topic_prefix, "FRAMEWATCH_STATE_DIR": str(settings.state_dir),
            "FRAMEWATCH_METRICS_PORT": "0", "FRAMEWATCH_LOG_LEVEL": "INFO"}
