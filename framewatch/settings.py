@@ -8,9 +8,9 @@ default, bounds and a line of docs; this class is the settings reference (README
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,6 +28,14 @@ class Settings(BaseSettings):
     topic_prefix: str = Field("framewatch.", description="Prefix of every topic name (isolates deployments).")
     topic_partitions: int = Field(6, ge=1, le=1024, description="Partitions of topics framewatch creates.")
     topic_replication: int = Field(1, ge=1, le=16, description="Replication factor of topics framewatch creates.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field("PLAINTEXT", description="Protocol of every Kafka client: SASL_SSL (TLS plus SCRAM login) in production; PLAINTEXT only on a trusted local network.")
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field("SCRAM-SHA-512", description="SASL mechanism when the protocol is SASL_*.")
+    kafka_sasl_username: str | None = Field(None, description="SASL user name (SASL_* protocols).")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (SASL_* protocols); from a Secret, never in values or logs.")
+    kafka_ssl_cafile: Path | None = Field(None, description="PEM file of the CA that signed the brokers' certificates (SSL/SASL_SSL); default: the system's trust store.")
+    kafka_ssl_certfile: Path | None = Field(None, description="PEM client certificate, for brokers that require mutual TLS.")
+    kafka_ssl_keyfile: Path | None = Field(None, description="PEM private key of kafka_ssl_certfile.")
+    kafka_ssl_check_hostname: bool = Field(True, description="Check that the broker's certificate names the host connected to (turn off only for IP-addressed test brokers).")
 
     # --- state and metrics --------------------------------------------------------------------
     state_dir: Path = Field(default_factory=_default_state_dir, description="Folder for local state (ingest cursors, models, Parquet).")
@@ -114,6 +122,35 @@ class Settings(BaseSettings):
     def topic(self, name: str) -> str:
         """Full topic name for a logical topic (``raw-items``, ``framed-items``, ...)."""
         return f"{self.topic_prefix}{name}"
+
+    def kafka_client_config(self) -> dict[str, Any]:
+        """Connection settings every kafka-python client takes: servers, protocol, TLS and SASL."""
+        config: dict[str, Any] = {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            config["ssl_check_hostname"] = self.kafka_ssl_check_hostname
+            for key, path in (("ssl_cafile", self.kafka_ssl_cafile), ("ssl_certfile", self.kafka_ssl_certfile),
+                              ("ssl_keyfile", self.kafka_ssl_keyfile)):
+                if path is not None:
+                    config[key] = str(path)
+        if self.kafka_security_protocol.startswith("SASL_"):
+            config["sasl_mechanism"] = self.kafka_sasl_mechanism
+            config["sasl_plain_username"] = self.kafka_sasl_username
+            config["sasl_plain_password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None)
+        return config
+
+    @model_validator(mode="after")
+    def _sasl_has_credentials(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+                self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError(f"kafka_security_protocol={self.kafka_security_protocol} needs "
+                             "FRAMEWATCH_KAFKA_SASL_USERNAME and FRAMEWATCH_KAFKA_SASL_PASSWORD")
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError("kafka_ssl_certfile and kafka_ssl_keyfile go together (mutual TLS)")
+        return self
 
     @property
     def bootstrap_servers(self) -> list[str]:
