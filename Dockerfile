@@ -4,32 +4,42 @@
 #   docker build -t framewatch:dev .
 #
 # Size: torch on PyPI is the CUDA build (several GB of nvidia-* wheels). The image runs on CPU,
-# so the build drops the CUDA-only packages from requirements.lock and installs the same torch
-# version from PyTorch's CPU wheel index (TORCH_INDEX); the result is roughly 1.5 GB instead of ~8 GB.
-# Build with --build-arg TORCH_INDEX=https://pypi.org/simple to get the lock's CUDA torch instead.
+# so the build drops torch and the CUDA-only packages from requirements.runtime.lock and installs
+# the same torch version from PyTorch's CPU wheel index (TORCH_INDEX); roughly 1.5 GB instead of ~8 GB.
+#
+# Supply chain: requirements.runtime.lock is the runtime dependencies only (no pytest, mypy, ruff...;
+# same versions as requirements.lock, both written by scripts/lock.sh) and pip checks every wheel
+# against its hashes. The venv is made without pip and filled by the base image's pip
+# (`pip --python`), so pip, setuptools and wheel never reach the runtime stage.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# torch has no lock hashes here: its CPU wheels (2.15.0+cpu) are not the lock's CUDA wheel, so the
+# version is pinned instead; tests/deploy/test_dockerfile.py keeps it equal to the lock's torch.
+ARG TORCH_VERSION=2.15.0
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/venv/bin:$PATH
-RUN python -m venv /opt/venv
+RUN python -m venv --without-pip /opt/venv
 WORKDIR /src
-COPY requirements.lock ./
-# The lock is complete, so --no-deps: nothing outside it (and no CUDA wheel) sneaks in.
+COPY requirements.runtime.lock ./
+# --no-deps: the lock is complete, so nothing outside it (and no CUDA wheel) sneaks in. The awk
+# drops whole entries (the name line and its --hash lines) of torch and its CUDA-only packages.
 RUN set -eux; \
-    torch_version="$(sed -n 's/^torch==//p' requirements.lock)"; \
-    grep -vE '^(torch|triton|nvidia-[a-z0-9-]+|cuda-[a-z0-9-]+)==' requirements.lock > requirements.cpu.txt; \
-    pip install --no-deps -r requirements.cpu.txt; \
-    pip install --no-deps --index-url "${TORCH_INDEX}" "torch==${torch_version}"
+    awk '/^[a-z0-9]/ { skip = ($0 ~ /^(torch|triton|nvidia-[a-z0-9-]+|cuda-[a-z0-9-]+)==/) } !skip' \
+        requirements.runtime.lock > requirements.cpu.txt; \
+    pip --python /opt/venv/bin/python install --require-hashes --no-deps -r requirements.cpu.txt; \
+    pip --python /opt/venv/bin/python install --no-deps --index-url "${TORCH_INDEX}" "torch==${TORCH_VERSION}"
 COPY pyproject.toml README.md ./
 COPY framewatch ./framewatch
 COPY ingest ./ingest
 COPY processing ./processing
 COPY dashboards ./dashboards
-RUN pip install --no-deps . && python -m compileall -q /opt/venv
+RUN pip --python /opt/venv/bin/python install --no-deps . \
+    && python -m compileall -q /opt/venv \
+    && ! /opt/venv/bin/python -c 'import pip' 2>/dev/null
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="framewatch" \

@@ -20,7 +20,8 @@ if [ ! -f "$VENV/.complete" ]; then
   echo "bootstrap: creating $VENV from requirements.lock (first run downloads torch; minutes)" >&2
   rm -rf "$VENV"
   "$PY" -m venv "$VENV"
-  "$TOOLS/bin/uv" pip install --python "$VENV/bin/python" -r "$ROOT/requirements.lock" >&2
+  # Every wheel is checked against the lock's hashes (scripts/lock.sh writes them).
+  "$TOOLS/bin/uv" pip install --python "$VENV/bin/python" --require-hashes -r "$ROOT/requirements.lock" >&2
   touch "$VENV/.complete"
 fi
 # The project itself, editable, from this clone (cheap; redone so a venv shared by clones points here).
