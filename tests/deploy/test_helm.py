@@ -24,7 +24,7 @@ KUBE_VERSION = "1.30.0"
 MONITORING_API = "monitoring.coreos.com/v1"
 STRIMZI_API = "kafka.strimzi.io/v1beta2"
 # Custom resources: no schema in kubernetes-validate, checked by the assertions below instead.
-CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "KafkaTopic"}
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "KafkaTopic", "KafkaUser"}
 POD_KINDS = {"Deployment", "StatefulSet"}
 RULES_FILE = ROOT / "deploy" / "prometheus" / "rules" / "framewatch.rules.yml"
 # checkov findings accepted on purpose (checkov without an API key reports no severities).
@@ -217,11 +217,11 @@ def _checkov() -> str | None:
 
 
 @pytest.mark.skipif(_checkov() is None, reason="checkov not installed (scripts/install-tools.sh puts it in ~/.cache/framewatch/tools-checkov)")
-@pytest.mark.parametrize("values", [p for p in CI_VALUES if p.stem in {"default-values", "hpa-values", "monitoring-values"}], ids=lambda p: p.stem)
+@pytest.mark.parametrize("values", [p for p in CI_VALUES if p.stem in {"default-values", "hpa-values", "monitoring-values", "sasl-values", "strimzi-values"}], ids=lambda p: p.stem)
 def test_checkov_finds_nothing_unexpected(values: Path, tmp_path: Path) -> None:
     result = _run(
         "template", "fw", str(CHART), "--namespace", "framewatch", "--kube-version", KUBE_VERSION,
-        "-f", str(values), "--api-versions", MONITORING_API, "--output-dir", str(tmp_path),
+        "-f", str(values), "--api-versions", MONITORING_API, "--api-versions", STRIMZI_API, "--output-dir", str(tmp_path),
     )
     assert result.returncode == 0, result.stderr
     scan = subprocess.run(

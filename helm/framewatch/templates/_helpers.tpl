@@ -143,8 +143,9 @@ spec:
           value: /var/lib/framewatch/huggingface
         - name: HF_HUB_OFFLINE
           value: "1"
+        {{- include "framewatch.kafkaEnv" $root | trim | nindent 8 }}
         {{- with $root.Values.secrets.existingSecret }}
-        {{- range $env, $key := $root.Values.secrets.keys }}
+        {{- range $env, $key := index $root.Values.secrets.keys $.component }}
         - name: {{ $env }}
           valueFrom:
             secretKeyRef:
@@ -195,6 +196,11 @@ spec:
           mountPath: /var/lib/framewatch
         - name: tmp
           mountPath: /tmp
+        {{- if include "framewatch.kafkaCaVolume" $root }}
+        - name: kafka-ca
+          mountPath: {{ include "framewatch.kafkaCaDir" $root }}
+          readOnly: true
+        {{- end }}
   volumes:
     - name: config
       configMap:
@@ -207,6 +213,10 @@ spec:
     - name: tmp
       emptyDir:
         sizeLimit: 256Mi
+    {{- with include "framewatch.kafkaCaVolume" $root | trim }}
+    - name: kafka-ca
+      {{- . | nindent 6 }}
+    {{- end }}
   {{- with $v.nodeSelector }}
   nodeSelector:
     {{- toYaml . | nindent 4 }}
