@@ -21,6 +21,7 @@ COMMANDS = {
     "analyze": "framewatch.processing.analyst.cli:analyze",
     "eval": "framewatch.processing.analyst.cli:eval_cmd",
     "codebook": "framewatch.processing.analyst.cli:codebook",
+    "dead-letters": "framewatch.dead_letters.cli:dead_letters",
 }
 
 
