@@ -106,6 +106,22 @@ class Settings(BaseSettings):
     notify_backoff_base_s: float = Field(0.5, ge=0, description="First retry delay of a delivery; doubles per attempt.")
     notify_timeout_s: float = Field(10.0, gt=0, le=120, description="Timeout of one delivery attempt (HTTP or SMTP).")
     notify_failing_after: int = Field(3, ge=1, description="Failed deliveries in a row after which a subscriber is reported failing.")
+    # Retention of the aggregator's state, measured back from its stream time (the newest
+    # publication time it has seen, never past the wall clock): see processing/trends/retention.py
+    retention_5m_hours: int = Field(72, ge=26, le=24 * 60, description="Hours of 5 min buckets kept (default 72): the share-of-voice windows up to 1 day and the spike windows read them, and emergent_new_within_s (2 days) needs each new framing's first 5 min bucket.")
+    retention_1h_days: int = Field(14, ge=3, le=3660, description="Days of hourly buckets kept (default 14): at least the spike baseline (spike_baseline_hours, 48) plus its window; two weeks for hourly dashboards.")
+    retention_1d_days: int = Field(400, ge=2, le=36_600, description="Days of daily buckets kept (default 400): dashboards' long ranges, a year plus a month for year-on-year views.")
+    contribution_retention_days: int = Field(7, ge=1, le=3660, description="Days a framed record's contribution is kept (default 7: the framed-items topic's default retention, so every record Kafka can still re-deliver is known); an older record arriving is dead-lettered as too_late, never counted twice. Its buckets keep their counts (sealed per day in aggregate-state).")
+
+    @model_validator(mode="after")
+    def _retention_covers_readers(self) -> Settings:
+        if self.retention_1h_days * 24 < self.spike_baseline_hours + 1:
+            raise ValueError(f"retention_1h_days={self.retention_1h_days} keeps fewer hours than the spike baseline "
+                             f"(spike_baseline_hours={self.spike_baseline_hours}) plus its 1 h window")
+        if not self.retention_5m_hours <= self.retention_1h_days * 24 <= self.retention_1d_days * 24:
+            raise ValueError("retention must not shrink with the bucket size: "
+                             "retention_5m_hours <= retention_1h_days * 24 <= retention_1d_days * 24")
+        return self
 
     @field_validator("kafka_bootstrap")
     @classmethod

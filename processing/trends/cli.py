@@ -38,6 +38,7 @@ from framewatch.processing.trends.recovery import (
     owner_partition,
     restore_cooldowns,
 )
+from framewatch.processing.trends.retention import Horizons, Retention
 from framewatch.processing.trends.spikes import SpikeConfig, SpikeDetector
 from framewatch.processing.trends.stage import AggregateStage
 from framewatch.service import Component, load_settings, run_component
@@ -115,7 +116,8 @@ def _aggregate(
     if settings.parquet_enabled:
         sink = ParquetSink(settings.parquet_dir or settings.state_dir / "parquet")
     lock = threading.Lock()  # the loop, rebalances and /metrics scrapes share the state
-    restorer = StateRestorer(settings, state, framed_topic, lock)
+    retention = Retention(Horizons.from_settings(settings), wall_s=lambda: clock().timestamp())
+    restorer = StateRestorer(settings, state, framed_topic, lock, retention)
     component.ready = restorer.ready
     n_partitions = settings.topic_partitions  # replaced by the topic's real count below
     consumer = make_consumer(settings, group_id(settings), [framed_topic], **(consumer_overrides or {}))
@@ -124,7 +126,7 @@ def _aggregate(
         state, detector, owned=lambda: restorer.owned,
         evaluates=lambda watch: owner_partition(watch, n_partitions) in restorer.owned, state_topic=state_topic, aggregates_topic=settings.topic(AGGREGATES),
         alerts_topic=settings.topic(ALERTS), clock=clock, metrics=trend_metrics, sink=sink,
-        caught_up=lambda: backlog(consumer) == 0,
+        caught_up=lambda: backlog(consumer) == 0, retention=retention,
     )
     quiet = logging.getLogger("kafka.consumer.subscription_state")
     level = quiet.level

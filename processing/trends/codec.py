@@ -248,7 +248,11 @@ def row_key(r: AggregateRow) -> str:
 
 def contribution_from_json(raw: bytes) -> AggregateContribution:
     """Decode a contribution written by :func:`contribution_to_json` (fast path for restores)."""
-    d = json.loads(raw)
+    return contribution_from_dict(json.loads(raw))
+
+
+def contribution_from_dict(d: dict[str, Any]) -> AggregateContribution:
+    """The contribution of a decoded :func:`contribution_to_json` object."""
     return AggregateContribution(
         key=d["key"], partition=int(d["partition"]), watch_id=d["watch_id"],
         published_at=parse_utc(d["published_at"]), frame=d["frame"],

@@ -21,8 +21,14 @@ Every instance also reads the other instances' partial rows back (``merge_foreig
 merged view, its share-of-voice metrics and its spike detection cover every partition; spikes of
 a watch are evaluated by one instance only (the owner of the watch's hashed partition), so two
 instances never raise the same spike twice. A re-read batch re-publishes the rows of all its
-records, which completes a batch whose produce failed halfway. Known limits: contributions are
-kept forever (no retention yet); after a rebalance the new owner of a watch knows the cooldowns
+records, which completes a batch whose produce failed halfway.
+
+The state is bounded (:mod:`~framewatch.processing.trends.retention`): contributions are kept for
+``contribution_retention_days`` of stream time, then each day's counts of a partition and watch
+are sealed into one ``aggregate-state`` record and the contributions tombstoned; buckets are
+kept per granularity (``retention_5m_hours``, ``retention_1h_days``, ``retention_1d_days``).
+A record older than the contribution horizon is dead-lettered as ``too_late``. Known limits: a
+record whose publication time moves across the contribution horizon counts in both days; after a rebalance the new owner of a watch knows the cooldowns
 of alerts raised before its start (read from the alerts topic) but not those raised since by the
 previous owner.
 
@@ -189,6 +195,8 @@ class AggregateState:
         self._hour_front: dict[str, int] = {}
         self._hour_revs: dict[str, list[int]] = {}
         self._epoch = 0  # bumped when partitions are dropped (their counts leave the totals)
+        # earliest bucket start kept per granularity (set by the retention step; none: keep all)
+        self.kept_from: dict[str, int] = {}
 
     def apply(self, incoming: Sequence[AggregateContribution]) -> Applied:
         """Apply contributions: same content is a no-op, changed content replaces the old."""
@@ -254,6 +262,8 @@ class AggregateState:
             if r.partition in owned:
                 continue
             bucket = int(r.bucket_start.timestamp())
+            if self.kept_from and bucket < self.kept_from.get(r.granularity, 0):
+                continue  # past its horizon (the tail reads the topic from its start)
             key = (r.watch_id, r.outlet, r.granularity, bucket, r.frame)
             part = self.foreign[r.partition].setdefault(key, [0, 0])
             d_items, d_segs = r.items - part[0], r.segments - part[1]
@@ -270,6 +280,55 @@ class AggregateState:
             n += 1
         return n
 
+    def drop_contributions(self, keys: Iterable[str], before_s: int) -> None:
+        """Forget the contributions of *keys* (their counts stay), and the evidence index below
+        *before_s*."""
+        for key in keys:
+            c = self.contributions.pop(key, None)
+            if c is not None:
+                self._unindex(c)
+        for k in [k for k, keys_ in self.index.items() if not keys_ or k[2] < before_s]:
+            del self.index[k]
+
+    def expire_buckets(self, kept_from: dict[str, int]) -> int:
+        """Drop every bucket that starts before its granularity's *kept_from*, own and foreign;
+        frames left with no bucket are forgotten. Returns the own and foreign buckets dropped."""
+        self.kept_from = kept_from
+        dropped = 0
+        for source in (*self.counts.values(), *self.foreign.values(), self.totals):
+            old = [k for k in source if k[3] < kept_from[k[2]]]
+            for k in old:
+                del source[k]
+            dropped += len(old) if source is not self.totals else 0
+        present = {(k[0], k[4]) for k in self.totals}
+        for watch, frames in self.frames.items():
+            frames.intersection_update(f for f in list(frames) if (watch, f) in present)
+        for wf in [wf for wf in self.first_seen if wf not in present]:
+            del self.first_seen[wf]
+        return dropped
+
+    def install_cells(self, partition: int, watch: str, cells: Iterable[tuple[str, int, str, str, int, int]]) -> None:
+        """Add absolute counts of *partition* restored from a sealed day: (granularity, bucket
+        start, frame, outlet, items, segments); cells past their horizon are skipped."""
+        own, kept_from = self.counts[partition], self.kept_from
+        for gran, bucket, frame, outlet, items, segs in cells:
+            if kept_from and bucket < kept_from.get(gran, 0):
+                continue
+            key = (watch, outlet, gran, bucket, frame)
+            part = own.setdefault(key, [0, 0])
+            total = self.totals.setdefault(key, [0, 0])
+            part[0] += items
+            part[1] += segs
+            total[0] += items
+            total[1] += segs
+            if gran == _HOUR and items:
+                self._hour_changed(watch, bucket)
+            if items > 0 and frame != ANY:
+                self.frames[watch].add(frame)
+                # the finest bucket restored is the best bound of when the frame was first seen
+                first = self.first_seen.get((watch, frame))
+                self.first_seen[(watch, frame)] = bucket if first is None else min(first, bucket)
+
     def partitions(self) -> set[int]:
         """Partitions with any state."""
         return {p for p, counts in self.counts.items() if counts}
@@ -279,7 +338,10 @@ class AggregateState:
         rows: list[RowValues] = []
         append = rows.append
         counts, totals = self.counts, self.totals
+        kept_from = self.kept_from
         for (watch, gran, bucket), cells in deltas.buckets():
+            if kept_from and bucket < kept_from[gran]:
+                continue  # past its granularity's horizon: dropped, and not published again
             finest = gran == _FINEST
             if gran == _HOUR:
                 self._hour_changed(watch, bucket)

@@ -4,8 +4,10 @@ alerts already raised (in the spirit of quix-streams' ``state/recovery.py``).
 The aggregator's only state is the map key -> contribution, kept in the compacted
 ``aggregate-state`` topic (see :mod:`~framewatch.processing.trends.counts`). Here:
 
-* :class:`StateRestorer` (a rebalance listener) reloads the contributions of newly assigned
-  framed-items partitions from that topic, and hands revoked ones over as foreign partials;
+* :class:`StateRestorer` (a rebalance listener) reloads the state of newly assigned framed-items
+  partitions from that topic (with retention: the sealed days and the contributions they do not
+  cover, see :mod:`~framewatch.processing.trends.retention`), and hands revoked ones over as
+  foreign partials;
 * :class:`PartialsTail` reads every instance's partial rows back (no group), so each instance's
   merged view, metrics and spike detection cover every partition;
 * :func:`owner_partition` picks the one instance that evaluates a watch's spikes;
@@ -26,8 +28,8 @@ from framewatch.contracts import AggregateRow, Alert
 from framewatch.errors import DecodeError
 from framewatch.kafka_io import Tail, ensure_topics, read_to_end
 from framewatch.metrics import TrendMetrics
-from framewatch.processing.trends.codec import contribution_from_json
 from framewatch.processing.trends.counts import AggregateState
+from framewatch.processing.trends.retention import Horizons, Retention
 from framewatch.processing.trends.spikes import SpikeDetector
 from framewatch.settings import AGGREGATE_STATE, AGGREGATES, ALERTS, Settings
 
@@ -45,9 +47,11 @@ class StateRestorer(ConsumerRebalanceListener):
     """Keeps the in-memory state equal to the state topic for the assigned partitions."""
 
     def __init__(
-        self, settings: Settings, state: AggregateState, framed_topic: str, lock: threading.Lock | None = None
+        self, settings: Settings, state: AggregateState, framed_topic: str, lock: threading.Lock | None = None,
+        retention: Retention | None = None,
     ) -> None:
         self.lock = lock or threading.Lock()
+        self.retention = retention
         self.settings = settings
         self.state = state
         self.framed_topic = framed_topic
@@ -68,22 +72,25 @@ class StateRestorer(ConsumerRebalanceListener):
         with self.lock:
             self.owned -= gone
             self.state.demote_partitions(gone)
+            if self.retention is not None:
+                self.retention.forget(gone)
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         """Load the contributions of newly assigned partitions from the state topic."""
         wanted = {tp.partition for tp in assigned if tp.topic == self.framed_topic} - self.state.partitions()
         if wanted:
-            latest = {}
-            for key, value in read_to_end(self.settings, self.settings.topic(AGGREGATE_STATE)):
-                if value is None or key is None:
-                    continue
-                c = contribution_from_json(value)
-                if c.partition in wanted:
-                    latest[c.key] = c
+            # without horizons nothing expires (the same reading, nothing sealed to find)
+            retention = self.retention or Retention(Horizons({}, 0))
+            loaded = retention.collect(read_to_end(self.settings, self.settings.topic(AGGREGATE_STATE)), wanted)
             with self.lock:
                 self.state.drop_partitions(wanted)  # nothing half-known survives
-                n = self.state.load(latest.values())
-            log.info("restored %d contributions of partitions %s", n, sorted(wanted))
+                if self.retention is not None:
+                    self.retention.forget(wanted)
+                    n = self.retention.install(self.state, loaded)
+                else:
+                    n = self.state.load(loaded.contributions.values())
+            log.info("restored %d contributions and %d sealed days of partitions %s (%d undecodable skipped)",
+                     n, len(loaded.sealed), sorted(wanted), loaded.undecodable)
         with self.lock:
             self.owned |= {tp.partition for tp in assigned if tp.topic == self.framed_topic}
             self._moved |= set(self.state.frames)

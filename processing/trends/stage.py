@@ -2,8 +2,10 @@
 
 Given its in-memory state (``AggregateState`` and ``SpikeDetector``) the stage is a function
 of the batch; the Kafka loop (``run_stage``) produces its output and commits. Outputs, in order:
-changed contributions to the compacted ``aggregate-state`` topic, absolute partial aggregate rows
-for every bucket the batch touched to ``aggregates``, and alerts to ``alerts``. The optional
+changed contributions, then the retention step's sealed days and tombstones to the compacted
+``aggregate-state`` topic, absolute partial aggregate rows for every bucket the batch touched to
+``aggregates``, and alerts to ``alerts``; records older than the contribution horizon are
+dead-lettered as ``too_late`` (:mod:`~framewatch.processing.trends.retention`). The optional
 Parquet sink is written before the stage returns, hence before the commit.
 """
 
@@ -26,26 +28,62 @@ from framewatch.processing.trends.codec import (
     fast_contribution,
 )
 from framewatch.processing.trends.counts import AggregateState, RowValues
+from framewatch.processing.trends.retention import TOO_LATE, Expired, Retention
 from framewatch.processing.trends.spikes import Evaluation, SpikeDetector
+from framewatch.timeutil import format_utc
 
 log = logging.getLogger(__name__)
 
 
 def decode_contributions(batch: Sequence[Message]) -> tuple[list[AggregateContribution], list[Failure]]:
     """Contributions of the batch's framed records; records that do not decode are failures."""
-    oks: list[AggregateContribution] = []
+    pairs, errs = decode_with_messages(batch)
+    return [c for _, c in pairs], errs
+
+
+def decode_with_messages(batch: Sequence[Message]) -> tuple[list[tuple[Message, AggregateContribution]], list[Failure]]:
+    """Each decoded record's message and contribution; records that do not decode are failures."""
+    oks: list[tuple[Message, AggregateContribution]] = []
     errs: list[Failure] = []
     for msg in batch:
         try:
-            oks.append(fast_contribution(msg.value, msg.ctx.partition))
+            oks.append((msg, fast_contribution(msg.value, msg.ctx.partition)))
         except DecodeError:
             try:  # the full decoder names the canonical reason
                 item = contracts.decode(FramedItem, msg.value)
             except DecodeError as exc:
                 errs.append(Failure(msg.ctx, exc.reason, exc.detail, msg.value))
             else:
-                oks.append(contribution_of(item, msg.ctx.partition))
+                oks.append((msg, contribution_of(item, msg.ctx.partition)))
     return oks, errs
+
+
+def split_too_late(
+    pairs: list[tuple[Message, AggregateContribution]], retention: Retention,
+) -> tuple[list[AggregateContribution], list[Failure]]:
+    """Contributions to apply, and dead letters of those published before the contribution
+    cutoff (their day is sealed: counting them could count them twice)."""
+    retention.advance(int(c.published_at.timestamp()) for _, c in pairs)
+    cutoff = retention.cutoff()
+    if cutoff is None:
+        return [c for _, c in pairs], []
+    live, late = [], []
+    for msg, c in pairs:
+        if c.published_at.timestamp() < cutoff:
+            detail = (f"published {format_utc(c.published_at)}, before the contribution horizon "
+                      f"{format_utc(datetime.fromtimestamp(cutoff, UTC))}: its day is sealed")
+            late.append(Failure(msg.ctx, TOO_LATE, detail, msg.value))
+        else:
+            live.append(c)
+    return live, late
+
+
+def state_records(topic: str, expired: Expired) -> list[Outgoing]:
+    """The retention step's sealed days and tombstones (value None: compaction deletes the key)."""
+    out = [Outgoing(topic, key, value) for key, value in expired.seals]
+    # Outgoing.value is typed bytes, but the producer sends None as a tombstone, which is the point
+    out += [Outgoing(topic, key, None) for key in expired.tombstones]  # type: ignore[arg-type]
+    return out
 
 
 def alert_of(ev: Evaluation, state: AggregateState, detected_at: datetime) -> Alert:
@@ -79,6 +117,7 @@ class AggregateStage:
         evaluates: Callable[[str], bool] | None = None,
         caught_up: Callable[[], bool] | None = None,
         max_defer_s: float = 60.0,
+        retention: Retention | None = None,
     ) -> None:
         self.state = state
         self.detector = detector
@@ -86,6 +125,7 @@ class AggregateStage:
         self.clock = clock
         self.metrics = metrics
         self.sink = sink
+        self.retention = retention  # None: keep everything (no horizons)
         self.owned = owned
         self.evaluates = evaluates
         self.pending: set[str] = set()  # watches to evaluate next (moved by other instances' rows, or deferred)
@@ -114,9 +154,16 @@ class AggregateStage:
             # have come in between, so every watch is evaluated again, once per max_defer_s
             self._swept_at = time.monotonic()
             self.pending |= set(self.state.frames)
-        contributions, failures = decode_contributions(batch)
+        pairs, failures = decode_with_messages(batch)
+        if self.retention is not None:
+            contributions, late = split_too_late(pairs, self.retention)
+            failures += late
+        else:
+            contributions = [c for _, c in pairs]
         applied = self.state.apply(contributions)
         out = [Outgoing(state_topic, c.key, contribution_to_json(c)) for c in applied.changed]
+        if self.retention is not None:
+            out += state_records(state_topic, self.retention.step(self.state))
         out += [Outgoing(aggregates_topic, *encode_row_values(v)) for v in applied.row_values]
         now = self.clock()
         watches = {c.watch_id for c in contributions} | self.pending
