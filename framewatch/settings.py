@@ -123,6 +123,20 @@ class Settings(BaseSettings):
                              "retention_5m_hours <= retention_1h_days * 24 <= retention_1d_days * 24")
         return self
 
+    # --- read model: the sink (owner: processing/sink) --------------------------------------
+    sink_url: str = Field("", description="Where `framewatch sink` writes Parquet: a folder, or s3://bucket/prefix on an S3-compatible store; empty = state_dir/lake (docs/read-model.md).")
+    sink_s3_endpoint: str | None = Field(None, description="Endpoint URL of the S3-compatible store (e.g. http://seaweedfs:8333); empty = AWS.")
+    sink_s3_region: str = Field("us-east-1", description="Region of the S3 bucket.")
+    sink_s3_access_key_id: str | None = Field(None, description="Access key id of the S3 store (empty: the standard AWS credential chain).")
+    sink_s3_secret_access_key: SecretStr | None = Field(None, description="Secret access key of the S3 store; from a Secret, never in values or logs.")
+    sink_flush_s: float = Field(30.0, gt=0, le=3600, description="Longest time a record waits in the sink before its batch is written (and its offsets committed).")
+    sink_flush_rows: int = Field(100_000, ge=1, le=10_000_000, description="Rows that make the sink write its batch early.")
+
+    # --- read model: the API (owner: processing/serve) ---------------------------------------
+    serve_host: str = Field("127.0.0.1", description="Address `framewatch serve` listens on (loopback unless set; 0.0.0.0 in containers).")
+    serve_port: int = Field(8080, ge=0, le=65535, description="Port of `framewatch serve` (0 picks a free port).")
+    serve_page_max: int = Field(500, ge=1, le=10_000, description="Most rows one API response lists; longer results are paged.")
+
     @field_validator("kafka_bootstrap")
     @classmethod
     def _bootstrap_has_hosts(cls, value: str) -> str:
