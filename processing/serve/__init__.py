@@ -1,0 +1,1 @@
+"""`framewatch serve`: the JSON API over the sink's files (docs/read-model.md)."""
