@@ -78,11 +78,8 @@ def run_variant(retained: bool, per_day: int, days: int, batch: int) -> list[dic
         for i in range(0, len(records), batch):
             chunk = records[i:i + batch]
             if retention is not None:
-                retention.advance(int(c.published_at.timestamp()) for c in chunk)
-                cutoff = retention.cutoff() or 0
-                live = [c for c in chunk if c.published_at.timestamp() >= cutoff]
-                too_late += len(chunk) - len(live)
-                state.apply(live)
+                admitted = retention.apply(state, chunk)
+                too_late += len(admitted.expired)
                 retention.step(state)
             else:
                 state.apply(chunk)

@@ -127,6 +127,10 @@ class TrendMetrics:
             "alerts", "Alerts raised, by watch, frame and rule.", ["watch", "frame", "rule"],
             namespace=NAMESPACE, registry=registry,
         )
+        self.skipped = Counter(
+            "aggregate_records_skipped", "Framed records not counted again, by reason (already_sealed: "
+            "a re-delivery of a record its sealed day counts).", ["reason"], namespace=NAMESPACE, registry=registry,
+        )
 
 
 class NotifyMetrics:

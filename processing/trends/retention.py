@@ -17,10 +17,15 @@ everything. Every horizon is measured back from it:
   broker has acknowledged the seal: a crash between the two then leaves the seal and (some of)
   the contributions, and a restore trusts the seal, never a partly deleted day.
 
-A record published before the contribution cutoff cannot be counted exactly: its day is sealed,
-and whether it was counted before is no longer known. It is dead-lettered as ``too_late`` (counted
-in ``dead_letters_total{reason="too_late"}`` and logged by the loop), never counted twice; an
-operator replays it with a longer ``contribution_retention_days`` when it matters.
+A record published before the contribution cutoff is normal (a feed's first poll lists last
+month's items; a watch is added late) and is counted into its day's seal: every seal keeps a 64-bit
+digest of each record key it counts (8 bytes a record, not a contribution's ~1.8 kB), so a record
+seen for the first time is added to the seal (a new seal record goes out with the batch, so a
+crash re-delivers it and finds it counted), and a re-delivery of one already counted is skipped,
+counted in ``aggregate_records_skipped_total{reason="already_sealed"}``, never counted twice. A
+change to a record of a sealed day is skipped likewise (its old contribution is gone, so it could
+not be taken back). Only a record older than the daily horizon, whose buckets are gone, is
+dead-lettered as ``too_late``.
 
 A restore (:meth:`Retention.collect`, then :meth:`Retention.install`) keeps the latest record per
 key (tombstones delete), takes each sealed day's cells as they are, skips the contributions of
@@ -29,24 +34,53 @@ sealed days (tombstoning them again) and rebuilds every other bucket from the co
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable
+from array import array
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from framewatch.contracts import BUCKETS, AggregateContribution
 from framewatch.processing.trends.codec import contribution_from_dict
-from framewatch.processing.trends.counts import AggregateState
+from framewatch.processing.trends.counts import AggregateState, Applied
 from framewatch.settings import Settings
 
 log = logging.getLogger(__name__)
 
-TOO_LATE = "too_late"  # dead-letter reason of a record older than the contribution horizon
+TOO_LATE = "too_late"  # dead-letter reason of a record older than the daily horizon
+ALREADY_SEALED = "already_sealed"  # skip reason of a re-delivered record of a sealed day
 DAY_S = BUCKETS["1d"]
 HOUR_S = BUCKETS["1h"]
 # one cell of a sealed day: (granularity, bucket start s, frame, outlet, items, segments)
 Cell = tuple[str, int, str, str, int, int]
+Group = tuple[int, int, str]  # (partition, day start s, watch)
+
+
+def key_digest(key: str) -> int:
+    """64-bit digest of a record key, the same in every process (blake2b, never ``hash()``)."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
+
+
+def pack_digests(digests: Iterable[int]) -> str:
+    """Sorted digests as base64 of big-endian 8-byte words (11 characters a record)."""
+    return base64.b64encode(b"".join(d.to_bytes(8, "big") for d in sorted(digests))).decode()
+
+
+def unpack_digests(text: str) -> array[int]:
+    """:func:`pack_digests` undone, sorted; raises ValueError on bad input."""
+    raw = base64.b64decode(text, validate=True)
+    if len(raw) % 8:
+        raise ValueError("seen digests are not 8-byte words")
+    return array("Q", sorted(int.from_bytes(raw[i:i + 8], "big") for i in range(0, len(raw), 8)))
+
+
+def _holds(sorted_digests: array[int], digest: int) -> bool:
+    i = bisect_left(sorted_digests, digest)
+    return i < len(sorted_digests) and sorted_digests[i] == digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,13 +114,14 @@ class SealedDay:
     """The absolute counts of one framed-items partition, day and watch, once the day's
     contributions are dropped (compacted ``aggregate-state``, key :attr:`key`)."""
 
-    SCHEMA_VERSION: ClassVar[int] = 1
+    SCHEMA_VERSION: ClassVar[int] = 2  # 2: ``seen``
 
     partition: int
     watch_id: str
     day_s: int
     stream_s: int  # the sealer's stream time: a restore never goes back behind it
     cells: tuple[Cell, ...]
+    seen: str = ""  # pack_digests of every record key counted in the cells
 
     @property
     def key(self) -> str:
@@ -96,7 +131,7 @@ class SealedDay:
     def to_json(self) -> bytes:
         """Compact JSON (``cells`` tells it from a contribution)."""
         return json.dumps({"partition": self.partition, "watch_id": self.watch_id, "day_s": self.day_s,
-                           "stream_s": self.stream_s, "cells": self.cells,
+                           "stream_s": self.stream_s, "cells": self.cells, "seen": self.seen,
                            "schema_version": self.SCHEMA_VERSION}, separators=(",", ":")).encode()
 
     @classmethod
@@ -105,7 +140,9 @@ class SealedDay:
         cells = tuple((str(g), int(b), str(f), str(o), int(i), int(s)) for g, b, f, o, i, s in d["cells"])
         if any(c[0] not in BUCKETS for c in cells):
             raise ValueError("unknown granularity")
-        return cls(int(d["partition"]), str(d["watch_id"]), int(d["day_s"]), int(d["stream_s"]), cells)
+        seen = str(d.get("seen", ""))  # absent in version 1: nothing known counted
+        unpack_digests(seen)
+        return cls(int(d["partition"]), str(d["watch_id"]), int(d["day_s"]), int(d["stream_s"]), cells, seen)
 
 
 def sealed_key(partition: int, day_s: int, watch: str) -> str:
@@ -119,6 +156,17 @@ class Expired:
 
     seals: list[tuple[str, bytes]] = field(default_factory=list)
     tombstones: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Admitted:
+    """One batch applied under the horizons (indices are positions in the batch)."""
+
+    live: Applied  # records within the contribution horizon: their contributions are state records
+    late: Applied  # records before it, counted into their day's seal
+    seals: list[tuple[str, bytes]]  # the seals the late records changed
+    already_counted: list[int]  # re-deliveries of records their sealed day counts: skipped
+    expired: list[int]  # records older than the daily horizon: too_late
 
 
 @dataclass(slots=True)
@@ -143,7 +191,9 @@ class Retention:
         self.wall_s = wall_s
         self.stream_s = 0  # 0: nothing seen yet, nothing expires
         self.pending: list[str] = []  # tombstones whose seals the broker is acknowledging now
-        self.sealed: dict[tuple[int, int, str], str] = {}  # (partition, day, watch) -> key, kept days
+        self.deferred: list[str] = []  # tombstones of seals this batch writes: pending at its end
+        self.sealed: dict[Group, str] = {}  # (partition, day, watch) -> key, kept days
+        self.seen: dict[Group, array[int]] = {}  # sealed group -> sorted digests of its record keys
         self._sealed_cutoff: int | None = None
         self._swept_hour: int | None = None
         self.dropped_contributions = 0
@@ -164,7 +214,7 @@ class Retention:
         """Seal the days the contribution cutoff passed and drop their contributions, drop
         buckets past their horizons; returns the state records to produce."""
         out = Expired(tombstones=self.pending)
-        self.pending = []
+        self.pending, self.deferred = self.deferred, []
         now = self.stream_s
         if not now:
             return out
@@ -175,6 +225,7 @@ class Retention:
             self.dropped_buckets += state.expire_buckets(kept)
             for group, key in [(g, k) for g, k in self.sealed.items() if g[1] < kept["1d"]]:
                 del self.sealed[group]  # its day's counts have left memory too
+                self.seen.pop(group, None)
                 out.tombstones.append(key)
         cutoff = self.horizons.contribution_cutoff(now)
         if cutoff != self._sealed_cutoff:
@@ -182,8 +233,42 @@ class Retention:
             out.seals = [(s.key, s.to_json()) for s in self._seal(state, cutoff)]
         return out
 
+    def apply(self, state: AggregateState, batch: Sequence[AggregateContribution]) -> Admitted:
+        """Apply *batch* to *state* under the horizons (stream time moves first): records within
+        the contribution horizon as contributions, older ones into their day's seal, re-deliveries
+        of sealed records skipped, records past the daily horizon refused. The caller produces
+        ``live.changed`` as contributions and ``seals`` as state records, then calls :meth:`step`."""
+        self.advance(int(c.published_at.timestamp()) for c in batch)
+        cutoff = self.cutoff()
+        if cutoff is None:
+            return Admitted(state.apply(batch), Applied([], [], []), [], [], [])
+        floor = self.horizons.kept_from(self.stream_s)["1d"]
+        live, late, counted, expired = [], [], [], []
+        for i, c in enumerate(batch):
+            day = _day(c)
+            if day >= cutoff:
+                live.append(c)
+            elif day < floor:
+                expired.append(i)
+            elif _holds(self.seen.get((c.partition, day, c.watch_id), array("Q")), key_digest(c.key)):
+                counted.append(i)
+            else:
+                late.append(c)
+        admitted = Admitted(state.apply(live), state.apply(late), [], counted, expired)
+        if late:
+            before = len(self.pending)
+            admitted.seals = [(s.key, s.to_json()) for s in self._seal(state, cutoff)]
+            # tombstones wait for the seal's acknowledgement (the next batch); records first seen
+            # here were never written as contributions and need none
+            fresh = {c.key for c in admitted.late.new_items}
+            self.deferred += [k for k in self.pending[before:] if k not in fresh]
+            del self.pending[before:]
+        if counted:
+            log.info("%d records of sealed days were counted before; skipped", len(counted))
+        return admitted
+
     def _seal(self, state: AggregateState, cutoff: int) -> list[SealedDay]:
-        old: dict[tuple[int, int, str], list[str]] = {}
+        old: dict[Group, list[str]] = {}
         for c in state.contributions.values():
             day = _day(c)
             if day < cutoff:
@@ -198,10 +283,14 @@ class Retention:
                     if found is not None:
                         found.append((gran, bucket, frame, outlet, items, segs))
         expired_before = state.kept_from.get("1d", 0)  # a day past the daily horizon has nothing to seal
-        seals = [SealedDay(p, w, d, self.stream_s, tuple(sorted(cells[(p, d, w)])))
-                 for p, d, w in sorted(old) if d >= expired_before]
-        for s in seals:
-            self.sealed[(s.partition, s.day_s, s.watch_id)] = s.key
+        seals = []
+        for group in sorted(old):
+            if group[1] < expired_before:
+                continue
+            seen = array("Q", sorted({*self.seen.get(group, ()), *(key_digest(k) for k in old[group])}))
+            seal = SealedDay(group[0], group[2], group[1], self.stream_s, tuple(sorted(cells[group])), pack_digests(seen))
+            self.sealed[group], self.seen[group] = seal.key, seen
+            seals.append(seal)
         keys = [k for group in sorted(old) for k in old[group]]
         state.drop_contributions(keys, cutoff)
         self.pending += keys
@@ -214,6 +303,7 @@ class Retention:
         """Partitions this instance no longer holds: their sealed days are the new owner's."""
         gone = set(partitions)
         self.sealed = {g: k for g, k in self.sealed.items() if g[0] not in gone}
+        self.seen = {g: d for g, d in self.seen.items() if g[0] not in gone}
 
     # --- restore ------------------------------------------------------------------------------
 
@@ -264,6 +354,7 @@ class Retention:
                 continue
             state.install_cells(s.partition, s.watch_id, s.cells)
             self.sealed[(s.partition, s.day_s, s.watch_id)] = s.key
+            self.seen[(s.partition, s.day_s, s.watch_id)] = unpack_digests(s.seen)
         live = []
         for c in loaded.contributions.values():
             if (c.partition, _day(c), c.watch_id) in self.sealed:

@@ -4,8 +4,9 @@ Given its in-memory state (``AggregateState`` and ``SpikeDetector``) the stage i
 of the batch; the Kafka loop (``run_stage``) produces its output and commits. Outputs, in order:
 changed contributions, then the retention step's sealed days and tombstones to the compacted
 ``aggregate-state`` topic, absolute partial aggregate rows for every bucket the batch touched to
-``aggregates``, and alerts to ``alerts``; records older than the contribution horizon are
-dead-lettered as ``too_late`` (:mod:`~framewatch.processing.trends.retention`). The optional
+``aggregates``, and alerts to ``alerts``. Records published before the contribution horizon are
+counted into their day's seal, once; only those past the daily horizon are dead-lettered as
+``too_late`` (:mod:`~framewatch.processing.trends.retention`). The optional
 Parquet sink is written before the stage returns, hence before the commit.
 """
 
@@ -28,7 +29,7 @@ from framewatch.processing.trends.codec import (
     fast_contribution,
 )
 from framewatch.processing.trends.counts import AggregateState, RowValues
-from framewatch.processing.trends.retention import TOO_LATE, Expired, Retention
+from framewatch.processing.trends.retention import ALREADY_SEALED, TOO_LATE, Expired, Retention
 from framewatch.processing.trends.spikes import Evaluation, SpikeDetector
 from framewatch.timeutil import format_utc
 
@@ -58,24 +59,11 @@ def decode_with_messages(batch: Sequence[Message]) -> tuple[list[tuple[Message, 
     return oks, errs
 
 
-def split_too_late(
-    pairs: list[tuple[Message, AggregateContribution]], retention: Retention,
-) -> tuple[list[AggregateContribution], list[Failure]]:
-    """Contributions to apply, and dead letters of those published before the contribution
-    cutoff (their day is sealed: counting them could count them twice)."""
-    retention.advance(int(c.published_at.timestamp()) for _, c in pairs)
-    cutoff = retention.cutoff()
-    if cutoff is None:
-        return [c for _, c in pairs], []
-    live, late = [], []
-    for msg, c in pairs:
-        if c.published_at.timestamp() < cutoff:
-            detail = (f"published {format_utc(c.published_at)}, before the contribution horizon "
-                      f"{format_utc(datetime.fromtimestamp(cutoff, UTC))}: its day is sealed")
-            late.append(Failure(msg.ctx, TOO_LATE, detail, msg.value))
-        else:
-            live.append(c)
-    return live, late
+def too_late(msg: Message, c: AggregateContribution, floor_s: int) -> Failure:
+    """The dead letter of a record older than the daily horizon: its buckets are gone."""
+    detail = (f"published {format_utc(c.published_at)}, before the daily horizon "
+              f"{format_utc(datetime.fromtimestamp(floor_s, UTC))}: its buckets are no longer kept")
+    return Failure(msg.ctx, TOO_LATE, detail, msg.value)
 
 
 def state_records(topic: str, expired: Expired) -> list[Outgoing]:
@@ -155,16 +143,25 @@ class AggregateStage:
             self._swept_at = time.monotonic()
             self.pending |= set(self.state.frames)
         pairs, failures = decode_with_messages(batch)
-        if self.retention is not None:
-            contributions, late = split_too_late(pairs, self.retention)
-            failures += late
+        contributions = [c for _, c in pairs]
+        if self.retention is None:
+            applied, late = self.state.apply(contributions), None
         else:
-            contributions = [c for _, c in pairs]
-        applied = self.state.apply(contributions)
+            admitted = self.retention.apply(self.state, contributions)
+            applied, late = admitted.live, admitted.late
+            floor = self.retention.horizons.kept_from(self.retention.stream_s)["1d"]
+            failures += [too_late(pairs[i][0], pairs[i][1], floor) for i in admitted.expired]
+            if admitted.already_counted and self.metrics is not None:
+                self.metrics.skipped.labels(ALREADY_SEALED).inc(len(admitted.already_counted))
+            refused = {*admitted.expired, *admitted.already_counted}
+            contributions = [c for i, c in enumerate(contributions) if i not in refused]
         out = [Outgoing(state_topic, c.key, contribution_to_json(c)) for c in applied.changed]
         if self.retention is not None:
+            out += [Outgoing(state_topic, key, value) for key, value in admitted.seals]
             out += state_records(state_topic, self.retention.step(self.state))
-        out += [Outgoing(aggregates_topic, *encode_row_values(v)) for v in applied.row_values]
+        row_values = applied.row_values + (late.row_values if late is not None else [])
+        changed = applied.changed + (late.changed if late is not None else [])
+        out += [Outgoing(aggregates_topic, *encode_row_values(v)) for v in row_values]
         now = self.clock()
         watches = {c.watch_id for c in contributions} | self.pending
         if self.caught_up is not None and not self.caught_up() and time.monotonic() - self._evaluated_at < self.max_defer_s:
@@ -183,6 +180,6 @@ class AggregateStage:
                 log.info("alert %s %s score=%.2f count=%d", alert.rule, alert.key, alert.score, alert.observed_count)
                 if self.metrics is not None:
                     self.metrics.alerts.labels(ev.watch, ev.frame, ev.rule).inc()
-        if self.sink is not None and (applied.changed or applied.row_values):
-            self.sink(applied.changed, applied.row_values)
+        if self.sink is not None and (changed or row_values):
+            self.sink(changed, row_values)
         return StageOutput(produce=out, failures=failures)

@@ -13,7 +13,16 @@ from framewatch import contracts
 from framewatch.contracts import ANY, FramedItem, MessageContext
 from framewatch.kafka_io import Message, Outgoing
 from framewatch.processing.trends.counts import AggregateState, BucketKey
-from framewatch.processing.trends.retention import DAY_S, TOO_LATE, Horizons, Retention, SealedDay
+from framewatch.processing.trends.retention import (
+    DAY_S,
+    TOO_LATE,
+    Horizons,
+    Retention,
+    SealedDay,
+    key_digest,
+    pack_digests,
+    unpack_digests,
+)
 from framewatch.processing.trends.spikes import SpikeConfig, SpikeDetector
 from framewatch.processing.trends.stage import AggregateStage
 from framewatch.settings import Settings
@@ -115,20 +124,47 @@ def test_buckets_leave_memory_at_their_granularity_horizon_and_expired_seals_are
     assert f"sealed|p0|{DAY0 - 10 * DAY_S}|scs" in {o.key for o in driver.outputs[-1] if o.value is None}
 
 
-def test_a_record_older_than_the_contribution_horizon_is_dead_lettered_too_late_not_counted() -> None:
+def test_a_record_older_than_the_contribution_horizon_is_counted_once_into_its_sealed_day() -> None:
     driver = Driver()
     driver.feed([framed(0, at=T0)])
+    # a feed's first poll lists last week's items: counted, though their day is before the cutoff
     old = framed(2, frame="late", at=T0 - timedelta(days=3))
     within = framed(4, frame="recent", at=T0 - timedelta(days=1, hours=12))  # 5 min buckets gone, hours kept
-    assert driver.feed([old, within]) == [TOO_LATE]
-    assert driver.state.count("scs", "late", "1d", DAY0 - 3 * DAY_S) == 0
-    assert "scs:item2" not in driver.state.contributions
+    assert driver.feed([old, within]) == []
+    assert driver.state.count("scs", "late", "1d", DAY0 - 3 * DAY_S) == 1
+    assert "scs:item2" not in driver.state.contributions  # in its seal, not in memory
+    seal_key = f"sealed|p0|{DAY0 - 3 * DAY_S}|scs"
+    assert seal_key in {o.key for o in driver.outputs[-1] if o.value is not None}
+    assert "scs:item2" not in {o.key for o in driver.outputs[-1]}  # never written as a contribution
     hour = S0 - 36 * 3600
     assert driver.state.count("scs", "recent", "1h", hour) == 1 and driver.state.count("scs", "recent", "5m", hour) == 0
-    # a re-delivery of a counted record past the horizon is dead-lettered too, and counted once
-    driver.feed([framed(6, frame="c", at=T0 + timedelta(days=3))])
-    assert driver.feed([framed(0, at=T0)]) == [TOO_LATE]
+    # its re-delivery (and a second new record of that day) after a restart from the topic
+    state, retention = restored(driver, driver.topic)
+    again = AggregateStage(state, SpikeDetector(SpikeConfig()), state_topic=STATE, aggregates_topic="aggregates",
+                           alerts_topic="alerts", clock=lambda: T0, retention=retention)
+    out = again([Message(MessageContext("framed", 0, 99), contracts.encode(old)),
+                 Message(MessageContext("framed", 0, 100), contracts.encode(framed(6, frame="late", at=T0 - timedelta(days=3))))])
+    assert out.failures == []
+    assert state.count("scs", "late", "1d", DAY0 - 3 * DAY_S) == 2  # the new one added, the old one not again
+    # a re-delivery of a record sealed by the horizon moving is skipped too
+    driver.feed([framed(8, frame="c", at=T0 + timedelta(days=3))])
+    assert driver.feed([framed(0, at=T0)]) == []
     assert driver.state.count("scs", "surveillance", "1d", DAY0) == 1
+
+
+def test_a_record_older_than_the_daily_horizon_is_dead_lettered_too_late() -> None:
+    driver = Driver()
+    driver.feed([framed(0, at=T0)])
+    assert driver.feed([framed(2, frame="ancient", at=T0 - timedelta(days=31))]) == [TOO_LATE]
+    assert driver.state.count("scs", "ancient", "1d", DAY0 - 31 * DAY_S) == 0
+
+
+def test_key_digests_are_fixed_across_processes() -> None:
+    # a seal written by one process is read by another: the digest must not depend on hash salting
+    assert key_digest("scs:item2") == 0xD5846A2EE4672C07  # blake2b-64 of the key, computed once
+    assert unpack_digests(pack_digests([3, 1, 2])).tolist() == [1, 2, 3]
+    with pytest.raises(ValueError):
+        unpack_digests("AAAA")
 
 
 def test_stream_time_never_passes_the_wall_clock() -> None:
