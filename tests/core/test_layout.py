@@ -17,6 +17,8 @@ PROGRAMS = {
     "framewatch.processing.trends": "trends",
     "framewatch.processing.alerts": "alerts",
     "framewatch.processing.analyst": "analyst",
+    "framewatch.processing.sink": "sink",
+    "framewatch.processing.serve": "serve",
     "framewatch.dashboards": "dashboards",
 }
 # what each program may import besides the core (framewatch.contracts, settings, kafka_io, ...)
@@ -90,15 +92,16 @@ def test_the_import_walk_sees_a_cross_program_import(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("folder", ["framewatch", "ingest", "ingest/parse", "processing/framing",
-                                    "processing/trends", "processing/alerts", "processing/analyst", "dashboards"])
+                                    "processing/trends", "processing/alerts", "processing/analyst",
+                                    "processing/sink", "processing/serve", "dashboards"])
 def test_no_source_folder_holds_more_than_12_modules(folder: str) -> None:
     count = len(list((ROOT / folder).glob("*.py")))
     assert 0 < count <= 12, f"{folder} holds {count} modules"
 
 
-def test_processing_shows_the_four_programs() -> None:
+def test_processing_shows_its_programs() -> None:
     subfolders = sorted(p.name for p in (ROOT / "processing").iterdir() if p.is_dir() and p.name != "__pycache__")
-    assert subfolders == ["alerts", "analyst", "framing", "trends"]
+    assert subfolders == ["alerts", "analyst", "framing", "serve", "sink", "trends"]
     assert [p.name for p in (ROOT / "processing").glob("*.py")] == ["__init__.py"]
 
 
