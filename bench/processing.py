@@ -145,7 +145,7 @@ def bench_latency(items: list[RawItem], model, rate: float, bootstrap: str, prec
                               kwargs={"registry": registry}, daemon=True)
     worker.start()
     framed: dict[str, int] = {}  # item_id -> first framed record timestamp (ms)
-    consumer = KafkaConsumer(settings.topic(FRAMED_ITEMS), bootstrap_servers=bootstrap, group_id=None,
+    consumer = KafkaConsumer(settings.topic(FRAMED_ITEMS), **settings.kafka_client_config(), group_id=None,
                              auto_offset_reset="earliest", enable_auto_commit=False)
     done = threading.Event()
 
@@ -158,7 +158,7 @@ def bench_latency(items: list[RawItem], model, rate: float, bootstrap: str, prec
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    producer = KafkaProducer(**settings.kafka_client_config(), acks="all", linger_ms=0)
     sent: dict[str, int] = {}
 
     def send(item: RawItem) -> None:

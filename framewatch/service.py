@@ -5,7 +5,9 @@ health server, the loop (with a heartbeat), and closing what it opened in revers
 builds their parts and runs their loop. ``/healthz`` answers 503 once the loop has not beaten
 its heartbeat for ``health_stale_after_s``, so Kubernetes restarts a hung pod (a blocked
 produce, a stuck stage) instead of leaving it "ok" forever. User mistakes end in one line on
-stderr and exit code 2 (:func:`fail`), never a traceback.
+stderr and exit code 2 (:func:`fail`), never a traceback; so does a Kafka connection refused
+for a setting's sake (credentials, certificate, protocol), while a broker that does not answer
+exits 1.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from prometheus_client import CollectorRegistry
 
 from framewatch.errors import ConfigError
 from framewatch.health import HealthServer
+from framewatch.kafka_io import WORLD_CAUSES, KafkaConnectError
 from framewatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -143,6 +146,8 @@ def run_component(
             if on_health is not None:
                 on_health(server.port)
         return body(component)
+    except KafkaConnectError as exc:
+        fail(str(exc), EXIT_RUNTIME if exc.cause in WORLD_CAUSES else EXIT_USAGE)
     finally:
         component.close()
         for sig, handler in previous.items():

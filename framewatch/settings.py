@@ -136,6 +136,19 @@ class Settings(BaseSettings):
     serve_host: str = Field("127.0.0.1", description="Address `framewatch serve` listens on (loopback unless set; 0.0.0.0 in containers).")
     serve_port: int = Field(8080, ge=0, le=65535, description="Port of `framewatch serve` (0 picks a free port).")
     serve_page_max: int = Field(500, ge=1, le=10_000, description="Most rows one API response lists; longer results are paged.")
+    serve_export_max_rows: int = Field(100_000, ge=1, le=10_000_000, description="Most rows one /items/export streams; a larger result is refused (413) with a hint to narrow the query.")
+    serve_admin_token: SecretStr | None = Field(None, description="Bootstrap admin token of `framewatch serve` (from a Secret); only its sha256 is kept in memory, never logged.")
+    serve_tokens_file: Path | None = Field(None, description="JSON file of API tokens (sha256 hashes and roles) that POST/DELETE /tokens keep; default state_dir/serve/tokens.json.")
+    serve_subscriptions_file: Path | None = Field(None, description="Subscriptions YAML that is the starting state of the subscriptions topic (the API's edits are kept on the topic).")
+    serve_codebook_path: Path | None = Field(None, description="Codebook YAML that POST /clusters/{id}/promote edits (a new codebook version); unset: the promotion is recorded on the codebook-changes topic.")
+
+    @field_validator("kafka_sasl_username", "kafka_sasl_password", "kafka_ssl_cafile", "kafka_ssl_certfile",
+                     "kafka_ssl_keyfile", "serve_admin_token", "serve_tokens_file", "serve_subscriptions_file",
+                     "serve_codebook_path", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # a chart or shell that exports the variable empty means "not set", never the path "."
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -195,3 +208,6 @@ AGGREGATES = "aggregates"
 ALERTS = "alerts"
 DEAD_LETTERS = "dead-letters"
 AGGREGATE_STATE = "aggregate-state"  # compacted: per-key contributions of the aggregator
+LABELS = "labels"  # compacted: analysts' segment labels, keyed by item key + segment index
+SUBSCRIPTIONS = "subscriptions"  # compacted: alert subscriptions edited through the API
+CODEBOOK_CHANGES = "codebook-changes"  # compacted: promotions of emergent clusters awaiting a codebook edit

@@ -386,7 +386,7 @@ class Worker:
             return min(limits), True
         limits.append(int(config["max_request_size"]))
         try:
-            admin = KafkaAdminClient(bootstrap_servers=self.settings.bootstrap_servers,
+            admin = KafkaAdminClient(**self.settings.kafka_client_config(),
                                      client_id="framewatch-ingest-limits", request_timeout_ms=5000)
             try:
                 found = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, self.topic)])
