@@ -40,6 +40,10 @@ DECODE_REASONS = ("not_utf8", "not_json", "not_object", "schema_too_new", "inval
 # record's own (a FramedItem is four levels deep); past them a record is refused, not parsed.
 MAX_RECORD_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 32
+# Original bytes a dead letter keeps: their base64 (4/3) fits a topic's default 1 MiB message
+# limit; a larger original keeps its head, its size and its digest, and is never replayed.
+DEAD_LETTER_RAW_MAX = 512 * 1024
+DEAD_LETTER_KEY_MAX = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,12 +162,19 @@ class DeadLetter:
     raw_b64: str
     failed_at: datetime
     key_b64: str | None = None
+    raw_size: int | None = None  # the original's size (None: written before it was recorded)
+    raw_sha256: str | None = None  # set when the original was cut to DEAD_LETTER_RAW_MAX
     schema_version: int = 1
 
     @property
     def raw(self) -> bytes:
-        """The original message bytes."""
+        """The original message bytes (their head only when :attr:`truncated`)."""
         return base64.b64decode(self.raw_b64)
+
+    @property
+    def truncated(self) -> bool:
+        """Whether only the head of the original is kept."""
+        return self.raw_sha256 is not None
 
 
 def stable_id(*parts: str) -> str:
@@ -332,7 +343,10 @@ def _convert(hint: Any, value: Any, name: str) -> Any:
 def dead_letter(
     component: str, ctx: MessageContext, reason: str, detail: str, raw: bytes, failed_at: datetime
 ) -> DeadLetter:
-    """Build the dead-letter record for a message that *component* could not handle."""
+    """Build the dead-letter record for a message that *component* could not handle (an
+    original over DEAD_LETTER_RAW_MAX keeps its head, size and sha256: the broker would refuse
+    the whole one, and the component would stop on every retry)."""
+    cut = len(raw) > DEAD_LETTER_RAW_MAX
     return DeadLetter(
         component=component,
         source_topic=ctx.topic,
@@ -340,9 +354,11 @@ def dead_letter(
         offset=ctx.offset,
         reason=reason,
         detail=detail[:2000],
-        raw_b64=base64.b64encode(raw).decode("ascii"),
+        raw_b64=base64.b64encode(raw[:DEAD_LETTER_RAW_MAX]).decode("ascii"),
         failed_at=failed_at,
-        key_b64=base64.b64encode(ctx.key).decode("ascii") if ctx.key is not None else None,
+        key_b64=base64.b64encode(ctx.key[:DEAD_LETTER_KEY_MAX]).decode("ascii") if ctx.key is not None else None,
+        raw_size=len(raw),
+        raw_sha256=hashlib.sha256(raw).hexdigest() if cut else None,
     )
 
 

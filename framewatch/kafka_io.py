@@ -366,7 +366,8 @@ def _produce_acknowledged(producer: KafkaProducer, output: StageOutput, settings
     futures = [producer.send(o.topic, key=o.key.encode(), value=o.value) for o in output.produce]
     for failure in output.failures:
         record = contracts.dead_letter(component, failure.ctx, failure.reason, failure.detail, failure.raw, utcnow())
-        futures.append(producer.send(settings.topic(DEAD_LETTERS), key=failure.ctx.key, value=contracts.encode(record)))
+        key = failure.ctx.key[:contracts.DEAD_LETTER_KEY_MAX] if failure.ctx.key is not None else None
+        futures.append(producer.send(settings.topic(DEAD_LETTERS), key=key, value=contracts.encode(record)))
         metrics.dead_letters.labels(component, failure.reason).inc()
         log.warning(
             "dead-lettered %s[%d]@%d: %s (%s)", failure.ctx.topic, failure.ctx.partition,

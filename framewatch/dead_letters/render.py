@@ -84,7 +84,9 @@ def as_json(entry: Entry, **extra: Any) -> str:
             failed_at=format_utc(letter.failed_at), component=letter.component, reason=letter.reason,
             source_topic=letter.source_topic, source_partition=letter.partition,
             source_offset=letter.offset, detail=letter.detail, key_b64=letter.key_b64,
-            raw_size=len(letter.raw), replayable=letter.reason not in NEVER_REPLAYABLE,
+            raw_size=letter.raw_size if letter.raw_size is not None else len(letter.raw),
+            raw_truncated=letter.truncated,
+            replayable=letter.reason not in NEVER_REPLAYABLE and not letter.truncated,
         )
     data.update(extra)
     return json.dumps(data, ensure_ascii=True, separators=(",", ":"))
@@ -146,6 +148,9 @@ def details(entry: Entry, topic: str, replayed: str | None, max_bytes: int) -> l
         f"  detail:         {detail[0]}",
         *(f"                  {line}" for line in detail[1:]),
     ]
+    if letter.truncated:
+        lines.append(f"  kept:           the first {len(letter.raw)} of {letter.raw_size} bytes "
+                     f"(sha256 {letter.raw_sha256}); not replayable")
     return lines + payload(letter.raw, max_bytes)
 
 

@@ -142,6 +142,8 @@ def classify(
             return Planned(entry, "claimed", f"claimed by run {marker.run_id} at {format_utc(marker.at)}; "
                                              f"another run may take it over after {format_utc(marker.at + claim_ttl)}")
     refused = refusal(letter, settings, topics)
+    if letter.truncated:
+        refused = f"only the first {len(letter.raw)} of its {letter.raw_size} bytes were kept"
     if refused:
         return Planned(entry, "refused", refused)
     if letter.reason in NEVER_REPLAYABLE and not chosen:

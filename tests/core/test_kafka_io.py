@@ -89,6 +89,42 @@ def test_stage_output_produced_bad_bytes_dead_lettered_offsets_committed(setting
     assert again == 0
 
 
+def test_a_record_too_large_for_a_dead_letter_keeps_its_head_size_and_digest(settings_factory, topic_factory, topic_reader) -> None:
+    """A source topic may allow records the dead-letter topic (1 MiB, the broker's default) does
+    not: the dead letter keeps the head, the size and the sha256, and the loop goes on (it used to
+    stop on MessageSizeTooLargeError at every restart)."""
+    import hashlib
+
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    settings = settings_factory()
+    src = settings.topic("raw-items")
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin.create_topics([NewTopic(src, 1, 1, topic_configs={"max.message.bytes": str(6 << 20)})])
+    admin.close()
+    out = topic_factory(settings, "out")
+    dead = topic_factory(settings, "dead-letters")
+    huge = b'{"item_id":"x","text":"' + b"a" * (contracts.MAX_RECORD_BYTES + 10) + b'"}'
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap_servers, max_request_size=6 << 20)
+    producer.send(src, key=b"k" * 100_000, value=huge)
+    producer.send(src, key=b"ok", value=contracts.encode(raw_item(item_id="ok", text="fine")))
+    producer.flush()
+    producer.close()
+
+    handled, _ = run_once(settings, "g-huge", src, upper_stage(out))
+    assert handled == 2
+    assert [v for _, v in topic_reader(out)] == [b"FINE"]
+    [(key, value)] = topic_reader(dead)
+    letter = contracts.decode(DeadLetter, value)
+    assert letter.reason == "too_large" and letter.truncated
+    assert letter.raw == huge[:contracts.DEAD_LETTER_RAW_MAX] and letter.raw_size == len(huge)
+    assert letter.raw_sha256 == hashlib.sha256(huge).hexdigest()
+    assert key == b"k" * contracts.DEAD_LETTER_KEY_MAX and len(value) < 1 << 20
+    again, _ = run_once(settings, "g-huge", src, upper_stage(out))
+    assert again == 0  # committed
+
+
 def test_no_commit_when_a_produce_is_not_acknowledged(settings_factory, topic_factory, topic_reader) -> None:
     settings = settings_factory()
     src = topic_factory(settings, "raw-items")
