@@ -2,8 +2,7 @@
 
 Runs the real ``AggregateStage`` (decode, per-key dedup state, per-batch bucketing, partial rows,
 encoded outputs, spike evaluation) on micro-batches of encoded FramedItem records, no Kafka:
-``records_per_s`` without the Parquet sink, ``records_per_s_with_parquet`` with it (a file per
-date touched per batch). The baseline, measured in the same run on the same bytes, is a naive
+``records_per_s`` (Parquet is written by ``framewatch sink``, measured in bench/sink.py). The baseline, measured in the same run on the same bytes, is a naive
 per-record Python aggregation: ``json.loads``, parse the time, ``+= 1`` in a dict per bucket (no
 dedup, no outputs). Prints the figures, then one JSON object on the last line.
 """
@@ -14,17 +13,14 @@ import argparse
 import json
 import os
 import random
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from framewatch import contracts
 from framewatch.contracts import FramedItem, FramedSegment, FrameScore, MessageContext
 from framewatch.kafka_io import Message
 from framewatch.processing.trends import codec as aggregate_codec
 from framewatch.processing.trends.counts import AggregateState
-from framewatch.processing.trends.parquet import ParquetSink
 from framewatch.processing.trends.spikes import SpikeConfig, SpikeDetector
 from framewatch.processing.trends.stage import AggregateStage
 from framewatch.timeutil import parse_utc
@@ -72,11 +68,11 @@ def records(n: int, watches: int, seed: int = 1, spread: str = "live", per_min: 
     return out
 
 
-def run_stage(raw: list[bytes], batch: int, parquet: Path | None = None) -> tuple[float, AggregateState]:
+def run_stage(raw: list[bytes], batch: int) -> tuple[float, AggregateState]:
     state = AggregateState()
     stage = AggregateStage(
         state, SpikeDetector(SpikeConfig()), state_topic="s", aggregates_topic="a", alerts_topic="x",
-        clock=lambda: T0 + timedelta(days=7), sink=ParquetSink(parquet) if parquet is not None else None,
+        clock=lambda: T0 + timedelta(days=7),
     )
     msgs = [Message(MessageContext("framed", i % 6, i, None), v) for i, v in enumerate(raw)]
     started = time.perf_counter()
@@ -110,8 +106,6 @@ def main() -> None:
     raw = records(args.records, args.watches, spread=args.spread, per_min=args.per_min)
     stage_s, state = run_stage(raw, args.batch)
     naive_s, counts = run_naive(raw)
-    with tempfile.TemporaryDirectory() as tmp:  # the same, with the Parquet sink writing each batch
-        parquet_s, _ = run_stage(raw, args.batch, Path(tmp))
     # same totals as the naive count (the stage also dedups; these keys are all distinct)
     day = {k: v[0] for k, v in state.totals.items() if k[2] == "1d" and k[4] == "*"}
     naive_day = sum(v for k, v in counts.items() if k[2] == "1d" and k[1] == "*")
@@ -125,7 +119,6 @@ def main() -> None:
         "baseline": "naive per-record json.loads + dict counts (no dedup, no outputs)",
         "baseline_records_per_s": round(args.records / naive_s),
         "ratio_vs_baseline": round(naive_s / stage_s, 3),
-        "records_per_s_with_parquet": round(args.records / parquet_s),
         "target_records_per_s": 20_000,
         "meets_target": args.records / stage_s >= 20_000,
     }

@@ -14,6 +14,9 @@ mypy framewatch ingest processing dashboards
 python scripts/audit.py
 # helm, checkov, hadolint and docker compose for the deployment checks (cached after the first run)
 FRAMEWATCH_TOOLS_COMPOSE=1 scripts/install-tools.sh
+# SeaweedFS's weed, the S3 store of the sink's and the API's object-store tests (built once from
+# the Go module proxy, ~10 min with both cores, then cached)
+GOFLAGS=-p=2 scripts/install-weed.sh
 # A broker that was running before the run is left alone; one this run starts is stopped after it.
 if deploy/kafka/kafka.sh status >/dev/null 2>&1; then
   deploy/kafka/kafka.sh start

@@ -30,7 +30,6 @@ from framewatch.kafka_io import (
 from framewatch.metrics import PipelineMetrics, TrendMetrics
 from framewatch.processing.trends.collector import ShareOfVoiceCollector
 from framewatch.processing.trends.counts import AggregateState
-from framewatch.processing.trends.parquet import ParquetSink
 from framewatch.processing.trends.recovery import (
     PartialsTail,
     StateRestorer,
@@ -112,9 +111,6 @@ def _aggregate(
     pipeline = PipelineMetrics(registry, COMPONENT)
     trend_metrics = TrendMetrics(registry)
     log.info("remembered %d earlier alerts", restore_cooldowns(settings, detector, trend_metrics))
-    sink = None
-    if settings.parquet_enabled:
-        sink = ParquetSink(settings.parquet_dir or settings.state_dir / "parquet")
     lock = threading.Lock()  # the loop, rebalances and /metrics scrapes share the state
     retention = Retention(Horizons.from_settings(settings), wall_s=lambda: clock().timestamp())
     restorer = StateRestorer(settings, state, framed_topic, lock, retention)
@@ -125,7 +121,7 @@ def _aggregate(
     stage = AggregateStage(
         state, detector, owned=lambda: restorer.owned,
         evaluates=lambda watch: owner_partition(watch, n_partitions) in restorer.owned, state_topic=state_topic, aggregates_topic=settings.topic(AGGREGATES),
-        alerts_topic=settings.topic(ALERTS), clock=clock, metrics=trend_metrics, sink=sink,
+        alerts_topic=settings.topic(ALERTS), clock=clock, metrics=trend_metrics,
         caught_up=lambda: backlog(consumer) == 0, retention=retention,
     )
     quiet = logging.getLogger("kafka.consumer.subscription_state")

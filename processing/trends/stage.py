@@ -6,8 +6,8 @@ changed contributions, then the retention step's sealed days and tombstones to t
 ``aggregate-state`` topic, absolute partial aggregate rows for every bucket the batch touched to
 ``aggregates``, and alerts to ``alerts``. Records published before the contribution horizon are
 counted into their day's seal, once; only those past the daily horizon are dead-lettered as
-``too_late`` (:mod:`~framewatch.processing.trends.retention`). The optional
-Parquet sink is written before the stage returns, hence before the commit.
+``too_late`` (:mod:`~framewatch.processing.trends.retention`). Parquet is not written here:
+``framewatch sink`` (:mod:`~framewatch.processing.sink`) stores the topics this stage produces.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from framewatch.processing.trends.codec import (
     encode_row_values,
     fast_contribution,
 )
-from framewatch.processing.trends.counts import AggregateState, RowValues
+from framewatch.processing.trends.counts import AggregateState
 from framewatch.processing.trends.retention import ALREADY_SEALED, TOO_LATE, Expired, Retention
 from framewatch.processing.trends.spikes import Evaluation, SpikeDetector
 from framewatch.timeutil import format_utc
@@ -100,7 +100,6 @@ class AggregateStage:
         alerts_topic: str,
         clock: Callable[[], datetime],
         metrics: TrendMetrics | None = None,
-        sink: Callable[[list[AggregateContribution], list[RowValues]], None] | None = None,
         owned: Callable[[], set[int]] | None = None,
         evaluates: Callable[[str], bool] | None = None,
         caught_up: Callable[[], bool] | None = None,
@@ -112,7 +111,6 @@ class AggregateStage:
         self.topics = (state_topic, aggregates_topic, alerts_topic)
         self.clock = clock
         self.metrics = metrics
-        self.sink = sink
         self.retention = retention  # None: keep everything (no horizons)
         self.owned = owned
         self.evaluates = evaluates
@@ -160,7 +158,6 @@ class AggregateStage:
             out += [Outgoing(state_topic, key, value) for key, value in admitted.seals]
             out += state_records(state_topic, self.retention.step(self.state))
         row_values = applied.row_values + (late.row_values if late is not None else [])
-        changed = applied.changed + (late.changed if late is not None else [])
         out += [Outgoing(aggregates_topic, *encode_row_values(v)) for v in row_values]
         now = self.clock()
         watches = {c.watch_id for c in contributions} | self.pending
@@ -180,6 +177,4 @@ class AggregateStage:
                 log.info("alert %s %s score=%.2f count=%d", alert.rule, alert.key, alert.score, alert.observed_count)
                 if self.metrics is not None:
                     self.metrics.alerts.labels(ev.watch, ev.frame, ev.rule).inc()
-        if self.sink is not None and (changed or row_values):
-            self.sink(changed, row_values)
         return StageOutput(produce=out, failures=failures)

@@ -67,8 +67,7 @@ def test_spike_reaches_the_subscriber_once_signed_with_evidence(
     settings_factory: Callable[..., Settings], topic_factory: Callable[..., str],
     topic_reader: Callable[..., list], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:
-    settings = settings_factory(notify_max_attempts=2, notify_backoff_base_s=0.05, notify_timeout_s=2,
-                                parquet_enabled=False)
+    settings = settings_factory(notify_max_attempts=2, notify_backoff_base_s=0.05, notify_timeout_s=2)
     topic_factory(settings, FRAMED_ITEMS)
     seed(settings, history_and_spike())
     run(settings)  # the aggregator clock says 09:59: the window 09:00-10:00 is current

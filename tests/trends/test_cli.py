@@ -19,7 +19,6 @@ from framewatch import contracts
 from framewatch.contracts import ANY, AggregateRow, DeadLetter, FramedItem
 from framewatch.processing.trends.cli import group_id, run_aggregator
 from framewatch.processing.trends.counts import merge_partials
-from framewatch.processing.trends.parquet import read_table, read_totals
 from framewatch.settings import AGGREGATES, DEAD_LETTERS, FRAMED_ITEMS, Settings
 from tests.helpers.aggregator import run, seed, stable_members, wait_committed
 from tests.helpers.framed_records import T0, framed
@@ -99,13 +98,8 @@ def test_undecodable_record_is_dead_lettered_and_the_rest_counted(
     assert sorted((d.component, d.reason) for d in dead) == [("aggregate", "invalid_field"), ("aggregate", "not_json")]
     assert {d.raw for d in dead} == {b"{not json", b'{"key": "w0:x"}'}
     assert topic_totals(topic_reader, settings) == expected_totals(records)
-    # the Parquet sink holds every item once, partitioned by date
-    root = settings.state_dir / "parquet"
-    assert read_table(root, "items").height == 30
-    assert (root / "items" / "date=2026-11-26").is_dir()
-    totals = read_totals(root)
-    day = totals.filter((totals["granularity"] == "1d") & (totals["frame"] == ANY))
-    assert sorted(day["items"].to_list()) == [15, 15]
+    # Parquet is the sink's job now (framewatch sink): the aggregator writes none
+    assert not any(settings.state_dir.rglob("*.parquet"))
 
 
 def test_two_aggregators_in_one_group_give_the_same_totals_as_one(
@@ -171,7 +165,7 @@ run_aggregator(Settings(), threading.Event(), serve_metrics=False, clock=lambda:
 def test_kill_9_and_restart_mid_stream_keeps_every_count_exact(
     settings_factory: Callable[..., Settings], topic_factory: Callable[..., str], topic_reader: Callable[..., list]
 ) -> None:
-    settings = settings_factory(batch_max_records=10, parquet_enabled=False)
+    settings = settings_factory(batch_max_records=10)
     topic_factory(settings, FRAMED_ITEMS)
     first = items(3000)
     seed(settings, first)

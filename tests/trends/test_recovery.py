@@ -54,7 +54,7 @@ def test_kill_9_right_after_the_alert_and_a_restart_leave_one_alert_record(
     settings_factory: Callable[..., Settings], topic_factory: Callable[..., str],
     topic_reader: Callable[..., list], tmp_path: Path,
 ) -> None:
-    settings = settings_factory(batch_max_records=50, parquet_enabled=False)
+    settings = settings_factory(batch_max_records=50)
     topic_factory(settings, FRAMED_ITEMS)
     topic_factory(settings, ALERTS)
     seed(settings, history_and_spike())
@@ -85,7 +85,7 @@ def test_kill_9_right_after_the_alert_and_a_restart_leave_one_alert_record(
 def test_two_instances_raise_each_watch_alert_once_and_a_restart_raises_none_again(
     settings_factory: Callable[..., Settings], topic_factory: Callable[..., str], topic_reader: Callable[..., list],
 ) -> None:
-    settings = settings_factory(batch_max_records=100, parquet_enabled=False, topic_partitions=4)
+    settings = settings_factory(batch_max_records=100, topic_partitions=4)
     watches = ["scs", "wy"]
     # owned by partitions 1 and 2: with the range assignor (0-1 and 2-3) one per instance
     assert [owner_partition(w, 4) for w in watches] == [1, 2]

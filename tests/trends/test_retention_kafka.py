@@ -55,7 +55,7 @@ def state_view(reader: Callable[..., list], settings: Settings) -> dict[str, byt
 def test_a_restart_restores_only_kept_state_and_the_same_counts(
     settings_factory: Callable[..., Settings], topic_factory: Callable[..., str], topic_reader: Callable[..., list],
 ) -> None:
-    settings = settings_factory(parquet_enabled=False, batch_max_records=100, **RETENTION)
+    settings = settings_factory(batch_max_records=100, **RETENTION)
     framed_topic = topic_factory(settings, FRAMED_ITEMS)
     stop = threading.Event()
     thread = threading.Thread(target=run_aggregator, args=(settings, stop), kwargs={
