@@ -16,6 +16,8 @@ COMMANDS = {
     "ingest": "framewatch.ingest.cli:ingest",
     "aggregate": "framewatch.processing.trends.cli:aggregate",
     "notify": "framewatch.processing.alerts.cli:notify",
+    "sink": "framewatch.processing.sink.cli:sink",
+    "serve": "framewatch.processing.serve.cli:serve",
     "dashboards": "framewatch.dashboards.cli:dashboards",
     "process": "framewatch.processing.framing.cli:process",
     "analyze": "framewatch.processing.analyst.cli:analyze",

@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     kafka_ssl_check_hostname: bool = Field(True, description="Check that the broker's certificate names the host connected to (turn off only for IP-addressed test brokers).")
 
     # --- state and metrics --------------------------------------------------------------------
-    state_dir: Path = Field(default_factory=_default_state_dir, description="Folder for local state (ingest cursors, models, Parquet).")
+    state_dir: Path = Field(default_factory=_default_state_dir, description="Folder for local state (ingest cursors, models; the sink's lake by default).")
     metrics_port: int = Field(9400, ge=0, le=65535, description="Port of the /metrics and /healthz endpoint (0 picks a free port).")
     metrics_host: str = Field("127.0.0.1", description="Address the metrics endpoint listens on (0.0.0.0 in containers).")
     log_level: str = Field("INFO", description="Python log level.")
@@ -89,8 +89,6 @@ class Settings(BaseSettings):
 
     # --- framing shifts: aggregation, spikes, notifications ----------------------------------
     aggregate_by_outlet: bool = Field(False, description="Also aggregate per outlet (adds the outlet label; keep outlets few).")
-    parquet_enabled: bool = Field(True, description="Write framed items and aggregates to Parquet under parquet_dir.")
-    parquet_dir: Path | None = Field(None, description="Parquet folder (partitioned by date); default state_dir/parquet.")
     spike_z_threshold: float = Field(3.5, gt=0, description="Score (normal quantile of the exact beta-binomial tail) a window's share must reach to raise a share_spike alert; 3.5 keeps false alerts under one per watch-week (bench/spikes.py).")
     spike_min_count: int = Field(10, ge=1, description="Fewest items of the frame in the window for a share_spike alert.")
     spike_min_lift: float = Field(0.25, ge=0, description="Least relative rise of the share over its baseline for an alert (0.25 = +25%).")

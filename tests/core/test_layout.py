@@ -22,7 +22,11 @@ PROGRAMS = {
     "framewatch.dashboards": "dashboards",
 }
 # what each program may import besides the core (framewatch.contracts, settings, kafka_io, ...)
-ALLOWED = {"analyst": {"framing", "ingest"}}
+ALLOWED = {
+    "analyst": {"framing", "ingest"},
+    # the API edits what the others read: codebooks (promote), subscriptions and their test alert
+    "serve": {"alerts", "analyst", "framing"},
+}
 # source folder -> import path
 FOLDERS = {
     "framewatch": "framewatch", "ingest": "framewatch.ingest", "processing": "framewatch.processing",

@@ -1,0 +1,105 @@
+"""Read queries other than items: watches, share-of-voice series, alerts, emergent clusters.
+
+Series come from the aggregates table: a bucket's count of a frame is the sum over framed-items
+partitions of the latest row per aggregate key, and its share is that count over the watch's
+total (frame ``*``) in the same bucket. Buckets are publication time, so a back-fill of last
+week's items changes last week's buckets.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from framewatch.contracts import ANY, BUCKETS
+from framewatch.processing.serve.lake import AGGREGATES, ALERTS, FRAMED_ITEMS, Lake
+
+SAMPLES = 3  # passages shown per emergent cluster
+
+
+def watches(lake: Lake) -> pl.DataFrame:
+    """Every watch (``id``) with the frames (``frames``) its aggregates and items show; distinct
+    values only, so no per-key rule is needed."""
+    found = [lf.select("watch_id", "frame").unique() for table in (AGGREGATES, FRAMED_ITEMS)
+             if (lf := lake.scan(table, latest=False)) is not None]
+    if not found:
+        return pl.DataFrame(schema={"id": pl.String, "frames": pl.List(pl.String)})
+    pairs = pl.concat(found).unique().collect()
+    frames = (pairs.filter(pl.col("frame").is_not_null() & (pl.col("frame") != ANY))
+              .group_by("watch_id").agg(pl.col("frame").unique().sort()))
+    joined = pairs.select("watch_id").unique().join(frames, on="watch_id", how="left").sort("watch_id")
+    return joined.select(pl.col("watch_id").alias("id"), pl.col("frame").fill_null([]).alias("frames"))
+
+
+def series(lake: Lake, watch: str, bucket: str, start: datetime, end: datetime, *, frame: str | None,
+           outlet: str, measure: str, now: datetime) -> list[dict[str, Any]]:
+    """Buckets of [start, end) oldest first: total, per-frame share or count, and completeness."""
+    lf = lake.scan(AGGREGATES, watch=watch, start=start, end=end)
+    if lf is None:
+        return []
+    lf = lf.filter((pl.col("watch_id") == watch) & (pl.col("granularity") == bucket) & (pl.col("outlet") == outlet)
+                   & (pl.col("bucket_start") >= start) & (pl.col("bucket_start") < end))
+    if frame is not None:
+        lf = lf.filter(pl.col("frame").is_in([frame, ANY]))
+    sums = lf.group_by("bucket_start", "frame").agg(pl.col("items").sum()).collect()
+    size = timedelta(seconds=BUCKETS[bucket])
+    by_bucket: dict[datetime, dict[str, int]] = {}
+    for row in sums.iter_rows(named=True):
+        by_bucket.setdefault(row["bucket_start"], {})[row["frame"]] = int(row["items"])
+    out = []
+    for begin in sorted(by_bucket):
+        counts = by_bucket[begin]
+        total = counts.pop(ANY, 0)
+        values = {f: (c / total if total else 0.0) if measure == "share" else float(c) for f, c in sorted(counts.items())}
+        out.append({"start": begin, "complete": begin + size <= now, "total": total, "values": values})
+    return out
+
+
+def alerts(lake: Lake, watch: str | None, start: datetime | None, end: datetime | None) -> pl.DataFrame:
+    """Alerts detected in [start, end), newest first (the alerts table is partitioned by detection date)."""
+    lf = lake.scan(ALERTS, watch=watch, start=start, end=end)
+    if lf is None:
+        return pl.DataFrame()
+    if watch is not None:
+        lf = lf.filter(pl.col("watch_id") == watch)
+    if start is not None:
+        lf = lf.filter(pl.col("detected_at") >= start)
+    if end is not None:
+        lf = lf.filter(pl.col("detected_at") < end)
+    return lf.sort(["detected_at", "key"], descending=[True, False]).collect()
+
+
+def alert(lake: Lake, key: str) -> dict[str, Any] | None:
+    """One alert by key (``watch:frame:window_start``)."""
+    lf = lake.scan(ALERTS)
+    if lf is None:
+        return None
+    parts = key.split(":")
+    watches_ = [":".join(parts[:i]) for i in range(1, len(parts))]
+    found = lf.filter(pl.col("watch").is_in(watches_) & (pl.col("key") == key)).collect()
+    return found.row(0, named=True) if found.height else None
+
+
+def alert_record(row: dict[str, Any]) -> dict[str, Any]:
+    """An alerts-table row as the API shows it."""
+    return {**row, "top_items": list(row.get("top_items") or [])}
+
+
+def clusters(lake: Lake, watch: str | None) -> pl.DataFrame:
+    """Emergent clusters from segments' ``cluster`` values: size, items, sample passages."""
+    lf = lake.scan(FRAMED_ITEMS, watch=watch)
+    if lf is None:
+        return pl.DataFrame()
+    if watch is not None:
+        lf = lf.filter(pl.col("watch_id") == watch)
+    segs = (lf.select("watch_id", "key", "segments").explode("segments")
+            .filter(pl.col("segments").is_not_null())
+            .select("watch_id", "key", pl.col("segments").struct.field("cluster").alias("id"),
+                    pl.col("segments").struct.field("text").alias("text"))
+            .filter(pl.col("id").is_not_null()))
+    return (segs.group_by("watch_id", "id")
+            .agg(pl.len().alias("size"), pl.col("key").n_unique().alias("items"),
+                 pl.col("text").sort().head(SAMPLES).alias("samples"))
+            .sort(["size", "watch_id", "id"], descending=[True, False, False]).collect())
