@@ -1,8 +1,8 @@
 """Chaos soak: the local stack on a real broker under faults, checked against a planted truth.
 
 A local feed server publishes a synthetic RSS stream (``--rate`` items/s over several feeds,
-with planted framing spikes, see ``chaos_feeds``) that the four components (ingest, process,
-aggregate, notify; each its own process as ``framewatch up`` runs them, restarted by a
+with planted framing spikes, see ``chaos_feeds``) that the five components (ingest, process,
+aggregate, notify, sink; each its own process as ``framewatch up`` runs them, restarted by a
 supervisor when they die) carry through the soak's own Kafka broker to two webhook subscribers.
 During the run (``chaos_faults``): a random component gets kill -9 every ``--kill-every``
 seconds, the broker is restarted ``--broker-restarts`` times (SIGKILL, then clean stops), the
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
             for s in SUBSCRIBERS))
         codebook = ROOT / "framewatch" / "sample" / "codebook.yaml"
         cmd_args = {"ingest": ["--sources", str(workdir / "sources.yaml")], "process": ["--codebook", str(codebook)],
-                    "aggregate": [], "notify": ["--subscriptions", str(workdir / "subscriptions.yaml")]}
+                    "aggregate": [], "notify": ["--subscriptions", str(workdir / "subscriptions.yaml")], "sink": []}
         env = child_env(broker.bootstrap, disk.mount_point, args.model, SECRET)
         ports = dict(zip(COMPONENTS, metric_ports, strict=True))
         sup = Supervisor(component_children(env, cmd_args, ports, workdir / "state", logs))

@@ -1,12 +1,12 @@
 """The chaos soak's faults and the supervisor that rides them out.
 
-* :class:`Supervisor`: runs the four components as ``framewatch up`` does (``framewatch.stack.
+* :class:`Supervisor`: runs the five components as ``framewatch up`` does (``framewatch.stack.
   Child``), restarts a child that dies, as Kubernetes would: at once when the soak killed it,
   with a short doubling backoff (capped at 10 s, reset after a minute up) when it exited by itself;
   those exits are counted per component as crashes.
 * :class:`Broker`: the soak's own Kafka (deploy/kafka/kafka.sh with its own port and home),
   stopped with SIGKILL or ``kafka.sh stop`` and started again.
-* :class:`DiskFiller`: the Parquet folder on a small tmpfs, filled by one file and freed.
+* :class:`DiskFiller`: the sink's lake (Parquet) on a small tmpfs, filled by one file and freed.
 * :func:`inject_poison`: a record no decoder accepts, produced straight onto a topic, with the
   coordinates it got (so the verdict can find its dead letter).
 """
@@ -29,7 +29,7 @@ from kafka import KafkaProducer
 from framewatch.contracts import MAX_DEPTH, MAX_RECORD_BYTES
 from framewatch.stack import KAFKA_SCRIPT, Child
 
-COMPONENTS = ("ingest", "process", "aggregate", "notify")
+COMPONENTS = ("ingest", "process", "aggregate", "notify", "sink")
 KILLED_RESTART_S = 1.0
 CRASH_BACKOFF_MAX_S = 10.0
 STOP_GRACE_S = 20.0
@@ -121,7 +121,7 @@ class Supervisor:
 
 def component_children(env: dict[str, str], args: dict[str, list[str]], ports: dict[str, int],
                        state: Path, logs: Path) -> list[Child]:
-    """The four components as ``framewatch up`` runs them: one process each, own port and state."""
+    """The components as ``framewatch up`` runs them: one process each, own port and state."""
     children = []
     for name in COMPONENTS:
         child_env = {**env, "FRAMEWATCH_METRICS_PORT": str(ports[name]),

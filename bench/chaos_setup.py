@@ -9,12 +9,12 @@ from pathlib import Path
 PREFIX = "chaos."
 
 
-def child_env(bootstrap: str, parquet: Path, model: str | None, secret: str) -> dict[str, str]:
+def child_env(bootstrap: str, lake: Path, model: str | None, secret: str) -> dict[str, str]:
     """The children's environment: the host's, minus its FRAMEWATCH_* (the shared broker's), plus ours."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRAMEWATCH_")}
     env.update({
         "FRAMEWATCH_KAFKA_BOOTSTRAP": bootstrap, "FRAMEWATCH_TOPIC_PREFIX": PREFIX,
-        "FRAMEWATCH_TOPIC_PARTITIONS": "3", "FRAMEWATCH_PARQUET_DIR": str(parquet),
+        "FRAMEWATCH_TOPIC_PARTITIONS": "3", "FRAMEWATCH_SINK_URL": str(lake), "FRAMEWATCH_SINK_FLUSH_S": "5",
         "FRAMEWATCH_BATCH_MAX_WAIT_MS": "300", "FRAMEWATCH_METRICS_HOST": "127.0.0.1",
         "CHAOS_HOOK_SECRET": secret, "HF_HUB_OFFLINE": "1",
     })

@@ -15,6 +15,7 @@ import functools
 import http.server
 import logging
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -188,8 +189,17 @@ def up(
             ("process", ["--codebook", str(codebook)]),
             ("aggregate", []),
             ("notify", ["--subscriptions", str(subscriptions)]),
+            ("sink", []),
+            ("serve", []),
         ]
         present = available_components()
+        # the sink and the API share one lake (each child has its own state dir), and the API a
+        # local admin token kept in a file of its own (printed as a path, never as the token)
+        shared = {"FRAMEWATCH_SINK_URL": settings.sink_url or str(settings.state_dir / "lake"),
+                  "FRAMEWATCH_SERVE_SUBSCRIPTIONS_FILE": str(subscriptions)}
+        token_file = state / "api-admin-token"
+        if not settings.serve_admin_token:
+            shared["FRAMEWATCH_SERVE_ADMIN_TOKEN"] = _local_token(token_file)
         for offset, (name, args) in enumerate(wanted):
             if name not in present:
                 click.echo(f"framewatch: component '{name}' is not part of this build; skipping it")
@@ -197,12 +207,14 @@ def up(
             port = base_port + offset
             env = {
                 **os.environ,
+                **shared,
                 "FRAMEWATCH_METRICS_PORT": str(port),
                 "FRAMEWATCH_STATE_DIR": str(settings.state_dir / name),
                 "HF_HUB_OFFLINE": "1",
             }
             argv = [sys.executable, "-m", "framewatch", name, *args]
-            children.append(Child(name, argv, env, port, log_path=logs / f"{name}.log"))
+            # the API serves no /metrics: Prometheus does not scrape it
+            children.append(Child(name, argv, env, port if name != "serve" else None, log_path=logs / f"{name}.log"))
         if not no_prometheus and shutil.which("prometheus"):
             prometheus = _prometheus_child(children, state, prometheus_port, logs)
         elif not no_prometheus:
@@ -210,12 +222,17 @@ def up(
 
         for child in [*children, *([prometheus] if prometheus else [])]:
             child.start()
-        _print_where_to_look(children, prometheus, prometheus_port, settings.state_dir, logs)
+        extra = []
+        if any(c.name == "serve" for c in children):
+            host = settings.serve_host if ":" not in settings.serve_host else f"[{settings.serve_host}]"
+            where = "FRAMEWATCH_SERVE_ADMIN_TOKEN" if settings.serve_admin_token else token_file
+            extra.append(f"  api        http://{host}:{settings.serve_port}/api/v1   (admin token: {where}; docs /api/v1/docs)")
+        _print_where_to_look(children, prometheus, prometheus_port, settings.state_dir, logs, extra)
         _supervise([*children, *([prometheus] if prometheus else [])], stop, run_for)
     except ConfigError as exc:
         fail(str(exc))
     finally:
-        click.echo("framewatch: stopping ...")
+        _say("framewatch: stopping ...")
         _stop_all([*children, *([prometheus] if prometheus else [])])
         if sample_server is not None:
             sample_server.shutdown()
@@ -223,7 +240,24 @@ def up(
         if started_kafka:
             kafka_port = settings.bootstrap_servers[0].rsplit(":", 1)[1]
             run_kafka_script("stop", {**os.environ, "FRAMEWATCH_KAFKA_PORT": kafka_port})
-        click.echo("framewatch: stopped")
+        _say("framewatch: stopped")
+
+
+def _say(text: str) -> None:
+    """Print while stopping: a closed stdout (the terminal or pipe went away) must not cut the
+    clean-up short and leave the broker and children running."""
+    with contextlib.suppress(OSError):
+        click.echo(text)
+
+
+def _local_token(path: Path) -> str:
+    """This machine's API admin token: made once, kept readable by its owner only."""
+    if path.exists():
+        return path.read_text().strip()
+    token = secrets.token_urlsafe(32)
+    path.touch(mode=0o600)
+    path.write_text(token + "\n")
+    return token
 
 
 def _prometheus_child(children: list[Child], state: Path, port: int, logs: Path) -> Child:
@@ -239,12 +273,16 @@ def _prometheus_child(children: list[Child], state: Path, port: int, logs: Path)
     return Child("prometheus", argv, dict(os.environ), None, log_path=logs / "prometheus.log")
 
 
-def _print_where_to_look(children: list[Child], prometheus: Child | None, prom_port: int, state_dir: Path, logs: Path) -> None:
+def _print_where_to_look(children: list[Child], prometheus: Child | None, prom_port: int, state_dir: Path, logs: Path,
+                         extra: list[str]) -> None:
     click.echo("framewatch is up. Where to look:")
     for child in children:
-        click.echo(f"  {child.name:<10} metrics http://127.0.0.1:{child.port}/metrics   log {child.log_path}")
+        metrics = f"metrics http://127.0.0.1:{child.port}/metrics" if child.port is not None else "API (below)"
+        click.echo(f"  {child.name:<10} {metrics}   log {child.log_path}")
     if prometheus is not None:
         click.echo(f"  prometheus http://127.0.0.1:{prom_port}/   (alerts: /alerts; log {prometheus.log_path})")
+    for line in extra:
+        click.echo(line)
     click.echo(f"  state      {state_dir}")
     click.echo("  dashboards dashboards/json/*.json (import into Grafana, or `framewatch dashboards push`)")
     click.echo("Press Ctrl-C to stop.")

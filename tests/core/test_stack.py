@@ -91,46 +91,61 @@ def _cmdlines(pids: set[int]) -> dict[int, str]:
 
 @pytest.mark.integration
 def test_up_then_ctrl_c_leaves_no_process_behind(tmp_path: Path) -> None:
-    with held_ports(2, consecutive=True) as (kafka_port, _), held_ports(4, consecutive=True) as (base, *_), \
-            held_ports(1) as (prometheus_port,):
+    with held_ports(2, consecutive=True) as (kafka_port, _), held_ports(6, consecutive=True) as (base, *_), \
+            held_ports(2) as (prometheus_port, api_port):
         env = {
-            **os.environ,
+            **{k: v for k, v in os.environ.items() if k != "FRAMEWATCH_SERVE_ADMIN_TOKEN"},
             "FRAMEWATCH_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
             "FRAMEWATCH_STATE_DIR": str(tmp_path / "state"),
+            "FRAMEWATCH_SERVE_PORT": str(api_port),
             "HF_HUB_OFFLINE": "1",
         }
         proc = subprocess.Popen(
             [sys.executable, "-m", "framewatch", "up", "--base-port", str(base), "--prometheus-port", str(prometheus_port)],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
-        assert proc.stdout is not None
-        lines = []
-        for line in proc.stdout:
-            lines.append(line)
-            if "Press Ctrl-C" in line:
-                break
-        assert any("framewatch is up" in line for line in lines), "".join(lines)
-        cache = Path(os.environ.get("FRAMEWATCH_CACHE", Path.home() / ".cache" / "framewatch"))
-        kafka_pid_file = cache / f"kafka-run-{kafka_port}" / "kafka.pid"
-        assert kafka_pid_file.is_file(), f"no broker pid file at {kafka_pid_file}"
-        kafka_pid = int(kafka_pid_file.read_text())
-        # every child that runs, whenever it starts (components start in turn, some spawn more)
-        seen: set[int] = set()
-        wanted = ("framewatch ingest", "framewatch process", "framewatch aggregate", "framewatch notify")
-        if shutil.which("prometheus"):
-            wanted += ("prometheus --config.file",)
+        try:
+            assert proc.stdout is not None
+            lines = []
+            for line in proc.stdout:
+                lines.append(line)
+                if "Press Ctrl-C" in line:
+                    break
+            assert any("framewatch is up" in line for line in lines), "".join(lines)
+            token_file = tmp_path / "state" / "up" / "api-admin-token"
+            api_line = next(line for line in lines if line.strip().startswith("api "))
+            assert f"http://127.0.0.1:{api_port}/api/v1" in api_line and str(token_file) in api_line
+            assert token_file.stat().st_mode & 0o077 == 0 and token_file.read_text().strip() not in "".join(lines)
+            cache = Path(os.environ.get("FRAMEWATCH_CACHE", Path.home() / ".cache" / "framewatch"))
+            kafka_pid_file = cache / f"kafka-run-{kafka_port}" / "kafka.pid"
+            assert kafka_pid_file.is_file(), f"no broker pid file at {kafka_pid_file}"
+            kafka_pid = int(kafka_pid_file.read_text())
+            # every child that runs, whenever it starts (components start in turn, some spawn more)
+            seen: set[int] = set()
+            wanted = ("framewatch ingest", "framewatch process", "framewatch aggregate", "framewatch notify",
+                      "framewatch sink", "framewatch serve")
+            if shutil.which("prometheus"):
+                wanted += ("prometheus --config.file",)
 
-        def all_started() -> bool:
-            seen.update(descendants(proc.pid))
-            running = " | ".join(_cmdlines(seen).values())
-            return all(w in running for w in wanted)
+            def all_started() -> bool:
+                seen.update(descendants(proc.pid))
+                running = " | ".join(_cmdlines(seen).values())
+                return all(w in running for w in wanted)
 
-        wait_until(f"every child of up to start ({wanted})", all_started, timeout_s=120, every_s=0.5)
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=120)
-        assert proc.returncode == 0, "".join(lines) + out
-        assert "stopped" in out
-        seen.update(p for p in descendants(proc.pid))  # none: up has exited; kept for the record
-        alive = [pid for pid in [*seen, kafka_pid] if Path(f"/proc/{pid}").exists()]
-        assert alive == [], f"left behind: {_cmdlines(set(alive))}"
+            wait_until(f"every child of up to start ({wanted})", all_started, timeout_s=120, every_s=0.5)
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=120)
+            assert proc.returncode == 0, "".join(lines) + out
+            assert "stopped" in out
+            seen.update(p for p in descendants(proc.pid))  # none: up has exited; kept for the record
+            alive = [pid for pid in [*seen, kafka_pid] if Path(f"/proc/{pid}").exists()]
+            assert alive == [], f"left behind: {_cmdlines(set(alive))}"
+        finally:
+            if proc.poll() is None:  # a failed assertion above: stop up (and what it started) anyway
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.communicate(timeout=120)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.communicate()
         shutil.rmtree(kafka_pid_file.parent, ignore_errors=True)
