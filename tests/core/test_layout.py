@@ -19,13 +19,22 @@ PROGRAMS = {
     "framewatch.processing.analyst": "analyst",
     "framewatch.processing.sink": "sink",
     "framewatch.processing.serve": "serve",
+    "framewatch.processing.changes": "changes",
+    "framewatch.processing.embedding": "embedding",
+    "framewatch.processing.workbench": "workbench",
     "framewatch.dashboards": "dashboards",
 }
 # what each program may import besides the core (framewatch.contracts, settings, kafka_io, ...)
 ALLOWED = {
-    "analyst": {"framing", "ingest"},
+    "analyst": {"framing", "ingest", "embedding"},
+    "framing": {"embedding"},
+    # the aggregator runs the detectors; `framewatch shifts` replays them over the sink's lake
+    "trends": {"changes"},
+    "changes": {"sink"},
     # the API edits what the others read: codebooks (promote), subscriptions and their test alert
-    "serve": {"alerts", "analyst", "framing"},
+    "serve": {"alerts", "analyst", "framing", "workbench"},
+    # the pages are a client of the API's reads, in the same process
+    "workbench": {"serve", "alerts", "analyst", "framing", "changes"},
 }
 # source folder -> import path
 FOLDERS = {
@@ -97,7 +106,8 @@ def test_the_import_walk_sees_a_cross_program_import(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("folder", ["framewatch", "ingest", "ingest/parse", "processing/framing",
                                     "processing/trends", "processing/alerts", "processing/analyst",
-                                    "processing/sink", "processing/serve", "dashboards"])
+                                    "processing/sink", "processing/serve", "processing/changes",
+                                    "processing/embedding", "processing/workbench", "dashboards"])
 def test_no_source_folder_holds_more_than_12_modules(folder: str) -> None:
     count = len(list((ROOT / folder).glob("*.py")))
     assert 0 < count <= 12, f"{folder} holds {count} modules"
@@ -105,7 +115,7 @@ def test_no_source_folder_holds_more_than_12_modules(folder: str) -> None:
 
 def test_processing_shows_its_programs() -> None:
     subfolders = sorted(p.name for p in (ROOT / "processing").iterdir() if p.is_dir() and p.name != "__pycache__")
-    assert subfolders == ["alerts", "analyst", "framing", "serve", "sink", "trends"]
+    assert subfolders == ["alerts", "analyst", "changes", "embedding", "framing", "serve", "sink", "trends", "workbench"]
     assert [p.name for p in (ROOT / "processing").glob("*.py")] == ["__init__.py"]
 
 
