@@ -166,8 +166,24 @@ def ensure_topics(
             # another process may create it between list and create
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(wanted)
+            _wait_for_leaders(admin, [t.name for t in wanted])
     finally:
         admin.close()
+
+
+def _wait_for_leaders(admin: KafkaAdminClient, names: list[str], timeout_s: float = 15.0) -> None:
+    """Wait until every partition of *names* has a leader: a consumer that subscribes before then
+    can join its group with nothing assigned and stay idle until its next metadata refresh (minutes)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        topics = admin.describe_topics(names)
+        if all(t["error_code"] == 0 and t["partitions"] and all(p["leader_id"] >= 0 for p in t["partitions"])
+               for t in topics):
+            return
+        if time.monotonic() > deadline:
+            log.warning("topics %s have no leader yet after %.0f s; going on", names, timeout_s)
+            return
+        time.sleep(0.1)
 
 
 def _groupless_consumer(settings: Settings, client_id: str) -> KafkaConsumer:
@@ -213,12 +229,16 @@ class Tail:
 
     def poll(self, max_records: int = 50_000) -> list[bytes]:
         """Values published since the last call."""
+        return [value or b"" for _, value in self.poll_keyed(max_records)]
+
+    def poll_keyed(self, max_records: int = 50_000) -> list[tuple[bytes | None, bytes | None]]:
+        """(key, value) of the records published since the last call; a tombstone's value is None."""
         if not self.assigned:  # the topic's metadata was not there yet (a busy broker): try again
             self.assigned = bool(_assign_from_start(self.consumer, self.topic))
             if not self.assigned:
                 return []
         return [
-            rec.value or b""
+            (rec.key, rec.value)
             for records in self.consumer.poll(timeout_ms=0, max_records=max_records).values()
             for rec in records
         ]

@@ -150,6 +150,14 @@ class NotifyMetrics:
             "notification_duration_seconds", "Time to deliver one notification, retries included.",
             ["channel"], namespace=NAMESPACE, registry=registry, buckets=LATENCY_BUCKETS,
         )
+        self.subscriptions = Gauge(
+            "notify_subscriptions", "Subscriptions in use (the file overlaid with the API's topic).",
+            namespace=NAMESPACE, registry=registry,
+        )
+        self.subscriptions_rejected = Gauge(
+            "notify_subscriptions_rejected", "Subscriptions that cannot be used here (e.g. a secret's variable unset); the log says why.",
+            namespace=NAMESPACE, registry=registry,
+        )
 
 
 class ProcessingMetrics:

@@ -1,8 +1,10 @@
-"""``framewatch notify --subscriptions FILE``: the notifier component (alerts -> subscribers)."""
+"""``framewatch notify [--subscriptions FILE]``: the notifier component (alerts -> subscribers), following
+the subscriptions the API edits (see alerts.live)."""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -24,9 +26,10 @@ from framewatch.kafka_io import (
 )
 from framewatch.metrics import NotifyMetrics, PipelineMetrics
 from framewatch.processing.alerts.delivery import DeliveryLog, Notifier
-from framewatch.processing.alerts.subscriptions import load_subscriptions
+from framewatch.processing.alerts.live import SubscriptionFollower
+from framewatch.processing.alerts.subscriptions import Subscription, load_subscriptions
 from framewatch.service import Component, load_settings, run_component, user_errors
-from framewatch.settings import ALERTS, DEAD_LETTERS, Settings
+from framewatch.settings import ALERTS, DEAD_LETTERS, SUBSCRIPTIONS, Settings
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ def notify_stage(notifier: Notifier) -> Callable[[Sequence[Message]], StageOutpu
 
 def run_notifier(
     settings: Settings,
-    subscriptions_path: str | Path,
+    subscriptions_path: str | Path | None,
     stop: threading.Event,
     *,
     registry: CollectorRegistry | None = None,
@@ -65,25 +68,36 @@ def run_notifier(
     on_ready: Callable[[int], None] | None = None,
 ) -> int:
     """Run the notifier until *stop* is set; raises ConfigError before start on a bad file."""
-    subscriptions = load_subscriptions(subscriptions_path)
+    file = None if subscriptions_path is None else Path(subscriptions_path)
+    if file is not None:
+        load_subscriptions(file)  # fail fast, before touching Kafka
 
     def body(component: Component) -> int:
         metrics = NotifyMetrics(component.registry)
         delivery_log = DeliveryLog(settings.state_dir / "notify" / "deliveries.sqlite3")
         component.closing("delivery log", delivery_log.close)
         notifier = Notifier(
-            subscriptions, delivery_log, metrics, max_attempts=settings.notify_max_attempts,
+            [], delivery_log, metrics, max_attempts=settings.notify_max_attempts,
             backoff_base_s=settings.notify_backoff_base_s, timeout_s=settings.notify_timeout_s,
             failing_after=settings.notify_failing_after, sleep=sleep,
         )
         component.closing("notifier", notifier.close)
+
+        def use(subs: list[Subscription], rejected: dict[str, str]) -> None:
+            notifier.subscriptions = subs  # one reference swap: a batch in flight keeps the set it began with
+            metrics.subscriptions.set(len(subs))
+            metrics.subscriptions_rejected.set(len(rejected))
+
+        follower = SubscriptionFollower(settings, file, os.environ, use)
+        use(follower.start(component.stop), {})
         ensure_topics(settings, [settings.topic(ALERTS), settings.topic(DEAD_LETTERS)])
         consumer = make_consumer(settings, group_id(settings), [settings.topic(ALERTS)])
         component.closing("consumer", consumer.close)
         producer = make_producer(settings)
         component.closing("producer", producer.close)
         component.ready.set()
-        log.info("notifier: %d subscriptions from %s", len(subscriptions), subscriptions_path)
+        log.info("notifier: %d subscriptions (file %s, overlaid with topic %s)", len(notifier.subscriptions),
+                 file or "none", settings.topic(SUBSCRIPTIONS))
         pipeline = PipelineMetrics(component.registry, COMPONENT)
         while True:
             try:
@@ -106,10 +120,12 @@ def run_notifier(
 
 
 @click.command("notify")
-@click.option("--subscriptions", "subscriptions_path", required=True, type=click.Path(dir_okay=False),
-              help="YAML file of subscriptions (see framewatch.processing.alerts.subscriptions).")
-def notify(subscriptions_path: str) -> None:
+@click.option("--subscriptions", "subscriptions_path", type=click.Path(dir_okay=False),
+              help="YAML file of subscriptions, the starting state (see framewatch.processing.alerts.subscriptions); "
+                   "the API's edits on the subscriptions topic are laid over it and followed while running.")
+def notify(subscriptions_path: str | None) -> None:
     """Deliver alerts to subscribers (webhook, Slack, e-mail), each alert once per subscriber."""
     with user_errors():
-        load_subscriptions(subscriptions_path)  # fail fast, before touching Kafka
+        if subscriptions_path is not None:
+            load_subscriptions(subscriptions_path)  # fail fast, before touching Kafka
         run_notifier(load_settings(), subscriptions_path, threading.Event())

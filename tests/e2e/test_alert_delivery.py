@@ -6,7 +6,6 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,34 +20,9 @@ from framewatch.settings import ALERTS, FRAMED_ITEMS, Settings
 from tests.helpers.aggregator import run, seed, wait_committed
 from tests.helpers.framed_records import history_and_spike
 from tests.helpers.ports import refusing_port
+from tests.helpers.webhooks import Receiver
 
 pytestmark = pytest.mark.integration
-
-
-class Receiver:
-    """A local webhook endpoint recording every request."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        received = self.requests
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                received.append((dict(self.headers), body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def notify_until_committed(settings: Settings, subs: Path, registry: CollectorRegistry) -> None:

@@ -11,11 +11,8 @@ from pathlib import Path
 import pytest
 
 from framewatch.kafka_io import read_to_end
-from framewatch.processing.serve.subscriptions import (
-    SubscriptionBook,
-    live_subscriptions,
-    subscription_id,
-)
+from framewatch.processing.alerts.live import SubscriptionFollower, subscription_id
+from framewatch.processing.serve.subscriptions import SubscriptionBook
 from framewatch.processing.serve.topics import TopicWriter
 from framewatch.settings import CODEBOOK_CHANGES, LABELS, SUBSCRIPTIONS
 from tests.serve.conftest import Running, kafka_or_skip
@@ -96,8 +93,12 @@ def test_subscriptions_round_trip_through_the_topic(kafka_api: Running) -> None:
     try:
         again = SubscriptionBook(writer, kafka_api.ctx.settings.serve_subscriptions_file)
         assert [(s["id"], s["min_score"]) for s in again.list()] == [(new_id, 3.0)]
-        # what the notifier would deliver to: the same, as its own Subscription records
-        live = live_subscriptions(writer, kafka_api.ctx.settings.serve_subscriptions_file, {})
+        # what the notifier delivers to: the same, as its own Subscription records
+        stop = threading.Event()
+        follower = SubscriptionFollower(kafka_api.ctx.settings, kafka_api.ctx.settings.serve_subscriptions_file, {},
+                                        lambda subs, rejected: None)
+        live = follower.start(stop)
+        stop.set()
         assert [(s.subscriber, s.watch, s.min_score, s.rules, s.channel.to) for s in live] == [
             ("newsroom", "*", 3.0, ("share_spike",), ("a@example.org",))]
     finally:
