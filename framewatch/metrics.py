@@ -160,6 +160,30 @@ class NotifyMetrics:
         )
 
 
+class SinkMetrics:
+    """What the sink wrote to the lake, by table, and what its compactor did."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.rows = Counter("sink_rows_written", "Rows written to the lake, by table.", ["table"],
+                            namespace=NAMESPACE, registry=registry)
+        self.files = Counter("sink_files_written", "Parquet files written by flushes, by table.", ["table"],
+                             namespace=NAMESPACE, registry=registry)
+        self.bytes = Counter("sink_bytes_written", "Bytes of Parquet written by flushes, by table.", ["table"],
+                             namespace=NAMESPACE, registry=registry)
+        self.flush_seconds = Histogram(
+            "sink_flush_duration_seconds", "Time to write one flush window's files durably.",
+            namespace=NAMESPACE, registry=registry, buckets=LATENCY_BUCKETS,
+        )
+        self.last_flush = Gauge("sink_last_flush_timestamp_seconds", "When the last non-empty window was written.",
+                                namespace=NAMESPACE, registry=registry)
+        self.compactions = Counter(
+            "sink_compactions", "Folders compacted, by outcome (ok, failed: retried next round).", ["outcome"],
+            namespace=NAMESPACE, registry=registry,
+        )
+        self.compacted_files = Counter("sink_compacted_files", "Small files replaced by compaction.",
+                                       namespace=NAMESPACE, registry=registry)
+
+
 class ProcessingMetrics:
     """The frame stage's own figures (items/s come from PipelineMetrics' consumed counter)."""
 

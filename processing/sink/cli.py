@@ -23,7 +23,7 @@ from kafka.errors import CommitFailedError
 from prometheus_client import CollectorRegistry
 
 from framewatch.kafka_io import ensure_topics, make_consumer, make_producer, run_stage
-from framewatch.metrics import PipelineMetrics
+from framewatch.metrics import PipelineMetrics, SinkMetrics
 from framewatch.processing.sink.compact import EVERY_S, MIN_FILES, Compactor
 from framewatch.processing.sink.s3 import S3Storage
 from framewatch.processing.sink.stage import SinkStage
@@ -93,10 +93,12 @@ def _sink(component: Component, opts: SinkOptions) -> int:
     component.closing("consumer", consumer.close)
     producer = make_producer(settings)
     component.closing("producer", producer.close)
-    compactor = Compactor(storage, every_s=opts.compact_every_s, min_files=opts.compact_min_files).start()
+    metrics = SinkMetrics(component.registry)
+    compactor = Compactor(storage, every_s=opts.compact_every_s, min_files=opts.compact_min_files,
+                          metrics=metrics).start()
     component.closing("compactor", compactor.stop)
     component.ready.set()
-    stage = SinkStage(storage, topics)
+    stage = SinkStage(storage, topics, metrics=metrics)
     component.closing("writers", stage.close)
     pipeline = PipelineMetrics(component.registry, COMPONENT)
     window = window_settings(settings)

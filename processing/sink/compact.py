@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from framewatch.metrics import SinkMetrics
 from framewatch.processing.sink.layout import KEYS, TABLES, StoredFile, compact_name, is_data_file
 from framewatch.processing.sink.storage import Storage
 
@@ -76,7 +77,7 @@ def compact_folder(storage: Storage, table: str, files: list[StoredFile]) -> Com
     return Compacted(path, len(files), merged.height)
 
 
-def compact_once(storage: Storage, min_files: int = MIN_FILES) -> list[Compacted]:
+def compact_once(storage: Storage, min_files: int = MIN_FILES, metrics: SinkMetrics | None = None) -> list[Compacted]:
     """One round over every table; a folder that fails is logged and left for the next round."""
     done = []
     for table in TABLES:
@@ -85,8 +86,13 @@ def compact_once(storage: Storage, min_files: int = MIN_FILES) -> list[Compacted
                 result = compact_folder(storage, table, files)
             except Exception:
                 log.exception("compaction of %s failed; trying again next round", folder)
+                if metrics is not None:
+                    metrics.compactions.labels("failed").inc()
                 continue
             log.info("compacted %d files of %s into %s (%d rows)", result.replaced, folder, result.path, result.rows)
+            if metrics is not None:
+                metrics.compactions.labels("ok").inc()
+                metrics.compacted_files.inc(result.replaced)
             done.append(result)
     return done
 
@@ -94,8 +100,10 @@ def compact_once(storage: Storage, min_files: int = MIN_FILES) -> list[Compacted
 class Compactor:
     """Runs :func:`compact_once` every *every_s* seconds in a daemon thread until stopped."""
 
-    def __init__(self, storage: Storage, *, every_s: float = EVERY_S, min_files: int = MIN_FILES) -> None:
+    def __init__(self, storage: Storage, *, every_s: float = EVERY_S, min_files: int = MIN_FILES,
+                 metrics: SinkMetrics | None = None) -> None:
         self.storage = storage
+        self.metrics = metrics
         self.every_s = every_s
         self.min_files = min_files
         self.rounds = 0
@@ -115,7 +123,7 @@ class Compactor:
     def _run(self) -> None:
         while not self._stop.wait(self.every_s):
             try:
-                compact_once(self.storage, self.min_files)
+                compact_once(self.storage, self.min_files, self.metrics)
             except Exception:  # listing failed (store away): the next round tries again
                 log.exception("compaction round failed")
             self.rounds += 1

@@ -25,6 +25,7 @@ import polars as pl
 
 from framewatch.errors import DecodeError
 from framewatch.kafka_io import Failure, Message, StageOutput
+from framewatch.metrics import SinkMetrics
 from framewatch.processing.sink.layout import batch_name
 from framewatch.processing.sink.rows import DECODERS, Decoder, Row, frame_of
 from framewatch.processing.sink.storage import Storage
@@ -74,8 +75,10 @@ def files_of(groups: Mapping[tuple[str, str, int], list[Row]]) -> list[tuple[str
 class SinkStage:
     """Callable stage writing each batch to *storage*; *topics* maps full topic names to logical ones."""
 
-    def __init__(self, storage: Storage, topics: Mapping[str, str], *, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, storage: Storage, topics: Mapping[str, str], *, clock: Callable[[], datetime] = utcnow,
+                 metrics: SinkMetrics | None = None) -> None:
         self.storage = storage
+        self.metrics = metrics
         self.decoders: dict[str, tuple[str, Decoder]] = {full: DECODERS[logical] for full, logical in topics.items()}
         self.clock = clock
         self.last: FlushReport | None = None
@@ -111,9 +114,11 @@ class SinkStage:
             groups[(table, folder, ctx.partition)].append(row)
         # files are independent: build and store them side by side (polars, fsync and the
         # network release the GIL); the first error fails the call, before any commit
-        list(self.pool.map(self._write, files_of(groups)))
+        sizes = list(self.pool.map(self._write, files_of(groups)))
         rows = sum(len(g) for g in groups.values())
         self.last = FlushReport(len(groups), rows, tombstones, len(failures), time.perf_counter() - started)
+        if self.metrics is not None and groups:
+            self._observe(groups, sizes)
         if batch:
             log.info("sink: wrote %d files, %d rows in %.2f s (%d tombstones skipped, %d refused)",
                      len(groups), rows, self.last.seconds, tombstones, len(failures))
@@ -123,9 +128,21 @@ class SinkStage:
         """Stop the writer threads."""
         self.pool.shutdown(wait=True)
 
-    def _write(self, file: tuple[str, pl.DataFrame]) -> None:
+    def _write(self, file: tuple[str, pl.DataFrame]) -> tuple[str, int]:
         path, rows = file
-        self.storage.put(path, to_parquet(rows))
+        body = to_parquet(rows)
+        self.storage.put(path, body)
+        return path.split("/", 1)[0], len(body)
+
+    def _observe(self, groups: Mapping[tuple[str, str, int], list[Row]], sizes: list[tuple[str, int]]) -> None:
+        assert self.metrics is not None and self.last is not None
+        for (table, _, _), rows in groups.items():
+            self.metrics.rows.labels(table).inc(len(rows))
+            self.metrics.files.labels(table).inc()
+        for table, size in sizes:
+            self.metrics.bytes.labels(table).inc(size)
+        self.metrics.flush_seconds.observe(self.last.seconds)
+        self.metrics.last_flush.set_to_current_time()
 
 
 def _offset(row: Row) -> int:

@@ -91,6 +91,12 @@ def test_records_in_parquet_out_with_bad_ones_dead_lettered(
     assert registry.get_sample_value("framewatch_dead_letters_total", {"component": COMPONENT, "reason": "not_json"}) == 1
     for logical in (RAW_ITEMS, FRAMED_ITEMS, AGGREGATES, ALERTS):
         assert committed_to_end(settings, settings.group_id(COMPONENT), settings.topic(logical))
+    # the sink's own metrics: rows by table as stored, and the compactor's work
+    rows = {t: registry.get_sample_value("framewatch_sink_rows_written_total", {"table": t})
+            for t in ("framed_items", "items", "aggregates", "alerts")}
+    assert rows == {"framed_items": 40, "items": 5, "aggregates": 3, "alerts": 1}
+    assert (registry.get_sample_value("framewatch_sink_bytes_written_total", {"table": "framed_items"}) or 0) > 0
+    assert (registry.get_sample_value("framewatch_sink_compactions_total", {"outcome": "ok"}) or 0) >= 1
 
 
 def test_a_replay_of_the_same_offsets_rewrites_the_same_files(
