@@ -1,25 +1,27 @@
 """`framewatch serve` under load: every list and series endpoint timed over HTTP, beside a plain
 polars scan of the same query.
 
-The lake is written with polars exactly as docs/read-model.md lays it out (one file per date,
-watch and batch of ``--batch`` rows, as the sink writes them; this bench does not run the sink,
-whose throughput bench/sink.py measures). The API runs in this process under uvicorn on
+The lake is built through the sink: framed items encoded as the processor produces them, then
+the aggregator's hourly rows of them, each written by the sink's own stage in flush windows of
+``--batch`` records (``sink_items_per_s`` is that stage's rate on framed items, Kafka aside;
+bench/sink.py measures the whole consumer). The API runs in this process under uvicorn on
 127.0.0.1; each query is asked once cold (``first``: nothing cached), then ``--repeat`` times
 (lists page after page, as a client reads them: the listing is cached while its files are unchanged).
 
 Prints one line per endpoint, then one JSON object on the last line:
-``{"items", "p95_ms_worst", "p95_ms_polars", "worst_endpoint", "first_ms_worst"}``.
+``{"items", "p95_ms_worst", "p95_ms_polars", "sink_items_per_s", "worst_endpoint", "first_ms_worst"}``.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,72 +29,71 @@ from typing import Any
 import httpx
 import polars as pl
 
+from framewatch import contracts
+from framewatch.contracts import AggregateRow, FramedItem, FramedSegment, FrameScore, MessageContext
+from framewatch.kafka_io import Message
 from framewatch.processing.serve.cli import bind, build_context, make_server, url_of
-from framewatch.settings import Settings
+from framewatch.processing.sink.stage import SinkStage
+from framewatch.processing.sink.storage import LocalStorage
+from framewatch.settings import AGGREGATES, FRAMED_ITEMS, Settings
 
 WATCHES = ("china-scs", "climate", "elections")
 FRAMES = ("surveillance", "trade", "military", "rights", "economy")
 OUTLETS = tuple(f"outlet{i}.example" for i in range(20))
 TOKEN = "bench-admin-token"
-DT = pl.Datetime("us", "UTC")
 
 
-def framed_items(n: int, now: datetime, days: int) -> pl.DataFrame:
-    """*n* framed items over the last *days* days, two segments each, 5% duplicates, some clusters."""
-    i = pl.int_range(0, n, dtype=pl.Int64)
-    span_us = days * 86_400_000_000
-    published = pl.lit(now) - pl.duration(microseconds=i * (span_us // max(n, 1)))
-    frame = pl.lit(pl.Series(FRAMES)).get(i % len(FRAMES))
-    seg = lambda k: pl.struct(  # noqa: E731
-        index=pl.lit(k, pl.Int64), text=pl.format("passage {} of item {} about {}", pl.lit(k), i, frame),
-        text_hash=pl.format("h{}-{}", i, pl.lit(k)), frame=frame, score=pl.lit(0.6), margin=pl.lit(0.1),
-        labels=pl.lit([], pl.List(pl.String)), top=pl.concat_list(pl.struct(frame=frame, score=pl.lit(0.6))),
-        nearest_examples=pl.concat_list(pl.format("example of {}", frame)), duplicate_of=pl.lit(None, pl.String),
-        cluster=pl.when(i % 50 == 0).then(pl.format("emergent:{}", i % 7)).otherwise(None),
-        flags=pl.lit([], pl.List(pl.String)))
-    item_id = pl.format("item{}", i)
-    watch = pl.lit(pl.Series(WATCHES)).get(i % len(WATCHES))
-    return pl.select(
-        _partition=(i % 6).cast(pl.Int32), _offset=i, _written_at=published.cast(DT),
-        key=pl.format("{}:{}", watch, item_id), item_id=item_id, watch_id=watch, source_id=pl.lit("src"),
-        kind=pl.lit("article"), published_at=published.cast(DT), processed_at=published.cast(DT), frame=frame,
-        frame_shares=pl.concat_list(pl.struct(frame=frame, share=pl.lit(1.0))), segments=pl.concat_list(seg(0), seg(1)),
-        codebook_version=pl.lit("cb0"), model_id=pl.lit("bench"), method=pl.lit("zero-shot"),
-        url=pl.format("https://x.example/{}", item_id), title=pl.format("Title {} on {}", i, frame),
-        outlet=pl.lit(pl.Series(OUTLETS)).get(i % len(OUTLETS)),
-        duplicate_of=pl.when((i % 20 == 7) & (i > 30)).then(pl.format("item{}", i - 3 * len(WATCHES))).otherwise(None),
-        schema_version=pl.lit(1, pl.Int64),
-    )
+def framed_records(n: int, now: datetime, days: int) -> Iterator[bytes]:
+    """*n* encoded framed items over the last *days* days, as the processor produces them: two
+    segments each, 5% duplicates, some emergent clusters, 3 watches, 20 outlets."""
+    step = timedelta(microseconds=days * 86_400_000_000 // max(n, 1))
+    for i in range(n):
+        frame, watch = FRAMES[i % len(FRAMES)], WATCHES[i % len(WATCHES)]
+        at = now - i * step
+        segs = tuple(FramedSegment(
+            index=k, text=f"passage {k} of item {i} about {frame}", text_hash=f"h{i}-{k}", frame=frame, score=0.6,
+            margin=0.1, top=(FrameScore(frame, 0.6),), nearest_examples=(f"example of {frame}",),
+            cluster=f"emergent:{i % 7}" if i % 50 == 0 else None) for k in (0, 1))
+        yield contracts.encode(FramedItem(
+            key=f"{watch}:item{i}", item_id=f"item{i}", watch_id=watch, source_id="src", kind="article",
+            published_at=at, processed_at=at, frame=frame, frame_shares={frame: 1.0}, segments=segs,
+            codebook_version="cb0", model_id="bench", method="zero-shot", url=f"https://x.example/item{i}",
+            title=f"Title {i} on {frame}", outlet=OUTLETS[i % len(OUTLETS)],
+            duplicate_of=f"item{i - 3 * len(WATCHES)}" if i % 20 == 7 and i > 30 else None))
 
 
-def aggregates(items: pl.DataFrame) -> pl.DataFrame:
-    """Hourly aggregate rows (per frame and the * total, per framed-items partition) of *items*."""
-    rows = items.select("watch_id", "frame", "_partition", pl.col("published_at").dt.truncate("1h").alias("bucket_start"))
+def aggregate_records(root: Path) -> Iterator[bytes]:
+    """Hourly aggregate rows (per frame and the * total, per framed-items partition) of the lake's
+    framed items, encoded as the aggregator publishes them."""
+    rows = (pl.scan_parquet(f"{root}/framed_items/**/*.parquet", hive_partitioning=False)
+            .select("watch_id", "frame", "_partition", pl.col("published_at").dt.truncate("1h").alias("bucket_start")))
     per_frame = rows.group_by("watch_id", "frame", "_partition", "bucket_start").len()
     total = rows.group_by("watch_id", "_partition", "bucket_start").len().with_columns(frame=pl.lit("*"))
-    both = pl.concat([per_frame, total.select(per_frame.columns)])
-    return both.select(
-        _partition=pl.lit(0, pl.Int32), _offset=pl.int_range(0, pl.len(), dtype=pl.Int64), _written_at=pl.col("bucket_start"),
-        key=pl.format("{}|1h|{}|{}|*|p{}", "watch_id", pl.col("bucket_start").dt.strftime("%Y-%m-%dT%H:%M:%SZ"), "frame", "_partition"),
-        watch_id="watch_id", frame="frame", granularity=pl.lit("1h"), bucket_start="bucket_start", outlet=pl.lit("*"),
-        partition=pl.col("_partition").cast(pl.Int64), items=pl.col("len").cast(pl.Int64),
-        segments=(2 * pl.col("len")).cast(pl.Int64), schema_version=pl.lit(1, pl.Int64))
+    both = pl.concat([per_frame, total.select(per_frame.collect_schema().names())]).collect()
+    for r in both.iter_rows(named=True):
+        yield contracts.encode(AggregateRow(
+            watch_id=r["watch_id"], frame=r["frame"], granularity="1h", bucket_start=r["bucket_start"], outlet="*",
+            partition=r["_partition"], items=r["len"], segments=2 * r["len"]))
 
 
-def write_table(root: Path, table: str, frame: pl.DataFrame, day_col: str, batch: int) -> int:
-    """Files per date=/watch= partition, *batch* rows each, named like the sink's; returns files written."""
-    files = 0
-    keyed = frame.with_columns(_day=pl.col(day_col).dt.strftime("%Y-%m-%d"))
-    for (day, watch), part in keyed.group_by("_day", "watch_id"):
-        folder = root / table / f"date={day}" / f"watch={watch}"
-        folder.mkdir(parents=True, exist_ok=True)
-        part = part.drop("_day")
-        for start in range(0, part.height, batch):
-            chunk = part.slice(start, batch)
-            first, last = chunk["_offset"].min(), chunk["_offset"].max()
-            chunk.write_parquet(folder / f"b-0-{first:012d}-{last:012d}.parquet")
-            files += 1
-    return files
+def through_sink(root: Path, logical: str, records: Iterator[bytes], window: int) -> tuple[int, float]:
+    """Write *records* with the sink's own stage (decode, files per date/watch/partition, fsync),
+    *window* records a flush, 6 Kafka partitions; (records, records a second)."""
+    topic = f"bench.{logical}"
+    stage = SinkStage(LocalStorage(root), {topic: logical})
+    n, spent = 0, 0.0
+    try:
+        while True:
+            batch = [Message(MessageContext(topic, (n + k) % 6, (n + k) // 6), v)
+                     for k, v in enumerate(itertools.islice(records, window))]
+            if not batch:
+                return n, n / spent if spent else 0.0
+            t0 = time.perf_counter()
+            stage(batch)
+            spent += time.perf_counter() - t0
+            n += len(batch)
+    finally:
+        stage.close()
 
 
 def p95(samples: list[float]) -> float:
@@ -116,21 +117,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=100_000, help="framed items in the lake (the issue's target: 1000000)")
     parser.add_argument("--days", type=int, default=30, help="days of publication times")
-    parser.add_argument("--batch", type=int, default=20_000, help="rows per file, like one sink batch")
+    parser.add_argument("--batch", type=int, default=20_000, help="records per sink flush window")
     parser.add_argument("--repeat", type=int, default=20, help="timed calls per endpoint")
     parser.add_argument("--dir", type=Path, default=None, help="lake folder (default: a temporary one); one that holds a lake already is reused")
     args = parser.parse_args()
     now = datetime.now(UTC).replace(microsecond=0)
     root = args.dir or Path(tempfile.mkdtemp(prefix="framewatch-bench-serve-"))
+    sink_rate = None
     if (root / "framed_items").is_dir():
         print(f"lake: reusing {root} (made with --items {args.items}?)")
     else:
         t0 = time.perf_counter()
-        items = framed_items(args.items, now, args.days)
-        files = write_table(root, "framed_items", items, "published_at", args.batch)
-        files += write_table(root, "aggregates", aggregates(items), "bucket_start", args.batch)
-        print(f"lake: {args.items} items, {files} files in {time.perf_counter() - t0:.1f} s at {root}")
-        del items
+        n, sink_rate = through_sink(root, FRAMED_ITEMS, framed_records(args.items, now, args.days), args.batch)
+        aggs, _ = through_sink(root, AGGREGATES, aggregate_records(root), args.batch)
+        files = sum(1 for _ in root.rglob("*.parquet"))
+        print(f"lake: {n} items and {aggs} aggregate rows through the sink's stage ({sink_rate:,.0f} items/s), "
+              f"{files} files in {time.perf_counter() - t0:.1f} s at {root}")
     settings = Settings(sink_url=str(root), state_dir=root / "state", serve_admin_token=TOKEN, serve_page_max=500)
     server = make_server(build_context(settings))
     sock = bind("127.0.0.1", 0)
@@ -186,6 +188,7 @@ def main() -> None:
     server.should_exit = True
     thread.join(timeout=10)
     print(json.dumps({"items": args.items, "p95_ms_worst": round(worst, 1), "p95_ms_polars": round(polars_worst, 1),
+                      "sink_items_per_s": None if sink_rate is None else round(sink_rate),
                       "worst_endpoint": worst_name, "first_ms_worst": round(first_worst, 1)}))
 
 
