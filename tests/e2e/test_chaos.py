@@ -1,4 +1,4 @@
-"""The chaos soak, short (issue 11 acceptance in CI): ``bench/chaos.py --minutes 2`` must meet
+"""The chaos soak, short (issue 11 acceptance in CI): ``python -m bench.chaos --minutes 2`` must meet
 every target. The soak runs its own broker on a free port (never the shared test broker), so
 this test asks for no Kafka fixture; whatever happens, its broker, children and tmpfs are
 cleaned up (the soak does it on SIGTERM; this test makes sure)."""
@@ -38,7 +38,7 @@ def _cleanup(workdir: Path) -> None:
 def test_two_minutes_of_chaos_lose_and_double_nothing(tmp_path: Path) -> None:
     workdir = tmp_path / "chaos"
     env = {k: v for k, v in os.environ.items() if not k.startswith("FRAMEWATCH_")}
-    argv = [sys.executable, str(ROOT / "bench" / "chaos.py"), "--minutes", "2", "--seed", "11",
+    argv = [sys.executable, "-m", "bench.chaos", "--minutes", "2", "--seed", "11",
             "--kill-every", "30-45", "--broker-restarts", "1", "--model", "fake", "--workdir", str(workdir)]
     proc = subprocess.Popen(argv, env={**env, "HF_HUB_OFFLINE": "1"}, cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)

@@ -1,19 +1,19 @@
 """Chaos soak: the local stack on a real broker under faults, checked against a planted truth.
 
 A local feed server publishes a synthetic RSS stream (``--rate`` items/s over several feeds,
-with planted framing spikes, see ``chaos_feeds``) that the five components (ingest, process,
+with planted framing spikes, see ``feeds``) that the five components (ingest, process,
 aggregate, notify, sink; each its own process as ``framewatch up`` runs them, restarted by a
 supervisor when they die) carry through the soak's own Kafka broker to two webhook subscribers.
-During the run (``chaos_faults``): a random component gets kill -9 every ``--kill-every``
+During the run (``faults``): a random component gets kill -9 every ``--kill-every``
 seconds, the broker is restarted ``--broker-restarts`` times (SIGKILL, then clean stops), the
 Parquet sink's tmpfs is filled for ~25 s once, and a poison record is injected every minute
 (kinds in rotation). Then the stream stops, the pipeline drains (with a deadline) and the
-verdict (``chaos_verdict``, which defines every figure) compares what came out with what went
+verdict (``verdict``, which defines every figure) compares what came out with what went
 in. Prints progress, a summary, and the JSON figures as the last line; exits 1 when a target is
 missed (lost = doubled = 0, exact aggregates, every poison dead-lettered, every planted spike
 delivered once per subscriber).
 
-    python bench/chaos.py --minutes 10 --seed 1 --rate 20 --kill-every 20-40 --broker-restarts 2
+    python -m bench.chaos --minutes 10 --seed 1 --rate 20 --kill-every 20-40 --broker-restarts 2
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # benches may use the test helpers (feed server, ports)
 
-from bench.chaos_faults import (  # noqa: E402
+from bench.chaos.faults import (  # noqa: E402
     COMPONENTS,
     POISON_KINDS,
     Broker,
@@ -43,9 +43,9 @@ from bench.chaos_faults import (  # noqa: E402
     component_children,
     inject_poison,
 )
-from bench.chaos_feeds import Spike, SyntheticStream, sources_yaml  # noqa: E402
-from bench.chaos_setup import PREFIX, child_env, create_topics, wait_ready  # noqa: E402
-from bench.chaos_verdict import Observed, Receiver, TopicTail, verdict  # noqa: E402
+from bench.chaos.feeds import Spike, SyntheticStream, sources_yaml  # noqa: E402
+from bench.chaos.stack import PREFIX, child_env, create_topics, wait_ready  # noqa: E402
+from bench.chaos.verdict import Observed, Receiver, TopicTail, verdict  # noqa: E402
 from tests.helpers.feed_server import FeedServer  # noqa: E402
 from tests.helpers.ports import held_ports  # noqa: E402
 
