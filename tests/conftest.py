@@ -13,6 +13,7 @@ import pytest
 
 from framewatch.kafka_io import ensure_topics
 from framewatch.settings import Settings
+from tests.helpers.object_store import ObjectStore, seaweedfs
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -87,3 +88,12 @@ def shared_dir() -> Iterator[Path]:
     if not SHARED.is_dir():
         pytest.skip("../shared is not beside this clone (it exists only in the framewatch workplace)")
     yield SHARED
+
+
+@pytest.fixture(scope="session")
+def object_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectStore]:
+    """One SeaweedFS (a real S3 API) for the session, shared by the sink's and the API's tests,
+    with the sink tests' bucket ``lake``; skips when it cannot run."""
+    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as store:
+        store.client().create_bucket(Bucket="lake")  # type: ignore[attr-defined]
+        yield store

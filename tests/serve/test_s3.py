@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.object_store import ObjectStore, seaweedfs
+from tests.helpers.object_store import ObjectStore
 from tests.serve import lake as fixture_lake
 from tests.serve.conftest import Running
 
@@ -16,10 +16,9 @@ BUCKET = "serve-lake"
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectStore]:
-    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as running:
-        running.client().create_bucket(Bucket=BUCKET)  # type: ignore[attr-defined]
-        yield running
+def store(object_store: ObjectStore) -> ObjectStore:
+    object_store.client().create_bucket(Bucket=BUCKET)  # type: ignore[attr-defined]
+    return object_store
 
 
 def _upload(store: ObjectStore, local: Path, prefix: str) -> int:

@@ -4,7 +4,6 @@ the same tests over both, and readers that follow docs/read-model.md with plain 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,17 +16,9 @@ from framewatch.kafka_io import Message
 from framewatch.processing.sink.layout import KEYS
 from framewatch.processing.sink.s3 import S3Storage
 from framewatch.processing.sink.storage import LocalStorage, Storage
-from tests.helpers.object_store import ObjectStore, seaweedfs
+from tests.helpers.object_store import ObjectStore
 
 BUCKET = "lake"
-
-
-@pytest.fixture(scope="session")
-def object_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectStore]:
-    """One SeaweedFS for the session (skips when it cannot run), with the tests' bucket."""
-    with seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as store:
-        store.client().create_bucket(Bucket=BUCKET)  # type: ignore[attr-defined]
-        yield store
 
 
 @dataclass
