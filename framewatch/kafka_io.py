@@ -20,7 +20,8 @@ uncommitted, and its restart restores the state and reads the batch again.
 Every Kafka client of framewatch is made here: the group consumer and producer of the loop, the
 admin client that creates topics, and the group-less readers (``read_to_end``, ``tail``) that
 restore state and follow other instances, each with ``Settings.kafka_client_config()`` (servers,
-protocol, TLS, SASL); one whose bootstrap fails raises ``KafkaConnectError`` naming the cause.
+protocol, TLS, SASL) through ``kafka_connect.connect``: one whose bootstrap fails raises
+``KafkaConnectError`` naming the cause.
 """
 
 from __future__ import annotations
@@ -28,10 +29,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import re
-import socket
-import ssl
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -44,18 +41,20 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from framewatch import contracts
 from framewatch.contracts import MessageContext
-from framewatch.errors import DecodeError, FramewatchError
+from framewatch.errors import DecodeError
+from framewatch.kafka_connect import connect
 from framewatch.metrics import PipelineMetrics
 from framewatch.settings import DEAD_LETTERS, Settings
 from framewatch.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
+STOP_CHECK_MS = 1000  # how often a long poll looks at its stop event
+
 # errors of the world around a stage, not of the record in it: retried, never dead-lettered
 ENVIRONMENT_ERRORS: tuple[type[BaseException], ...] = (KafkaError, OSError, MemoryError)
 
 R = TypeVar("R")
-C = TypeVar("C")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,15 +107,6 @@ def decode_batch(
         except DecodeError as exc:
             errs.append(Failure(msg.ctx, exc.reason, exc.detail, msg.value))
     return oks, errs
-
-
-def connect(factory: Callable[..., C], settings: Settings, **config: Any) -> C:
-    """A *factory* client with the settings' servers, protocol, TLS, SASL plus *config*; a failed
-    bootstrap raises KafkaConnectError naming its cause."""
-    try:
-        return factory(**{**settings.kafka_client_config(), **config})
-    except KafkaError as exc:
-        raise diagnose(settings, exc) from exc
 
 
 def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
@@ -248,24 +238,34 @@ class Tail:
         self.consumer.close()
 
 
-def poll_batch(consumer: KafkaConsumer, max_records: int, max_wait_ms: int, linger_ms: int | None = None) -> list[Message]:
+def poll_batch(consumer: KafkaConsumer, max_records: int, max_wait_ms: int, linger_ms: int | None = None,
+               stop: threading.Event | None = None) -> list[Message]:
     """Poll until *max_records* messages or *max_wait_ms* have passed, whichever comes first.
 
-    With *linger_ms* set, a batch that has records closes early, at the first poll that waited
-    *linger_ms* and brought nothing: a light stream is handled record by record as it comes
-    (latency), a backlog still in full batches (throughput), without a fixed wait per batch.
+    With *linger_ms* set, a batch that has records closes early once the stream has been quiet
+    for *linger_ms*: a light stream is handled record by record as it comes (latency), a backlog
+    still in full batches (throughput), without a fixed wait per batch. With *stop*, the batch
+    closes within a second of it being set, with what it has (a long window, like the sink's,
+    must not hold up a shutdown).
     """
     batch: list[Message] = []
-    deadline = time.monotonic() + max_wait_ms / 1000
-    while len(batch) < max_records:
-        remaining_ms = int((deadline - time.monotonic()) * 1000)
-        if remaining_ms <= 0:
+    start = time.monotonic()
+    deadline, quiet_since = start + max_wait_ms / 1000, start
+    while len(batch) < max_records and not (stop is not None and stop.is_set()):
+        now = time.monotonic()
+        wait_ms = int((deadline - now) * 1000)
+        if wait_ms <= 0:
             break
         if batch and linger_ms is not None:
-            remaining_ms = min(remaining_ms, linger_ms)
-        polled = consumer.poll(timeout_ms=remaining_ms, max_records=max_records - len(batch))
-        if not polled and batch and linger_ms is not None:
-            break
+            quiet_left_ms = linger_ms - int((now - quiet_since) * 1000)
+            if quiet_left_ms <= 0:
+                break
+            wait_ms = min(wait_ms, quiet_left_ms)
+        if stop is not None:
+            wait_ms = min(wait_ms, STOP_CHECK_MS)
+        polled = consumer.poll(timeout_ms=wait_ms, max_records=max_records - len(batch))
+        if polled:
+            quiet_since = time.monotonic()
         for tp, records in polled.items():
             for rec in records:
                 ctx = MessageContext(tp.topic, tp.partition, rec.offset, rec.key, rec.timestamp)
@@ -304,7 +304,8 @@ def run_stage(
         while not stop.is_set():
             if heartbeat is not None:
                 heartbeat()
-            batch = poll_batch(consumer, settings.batch_max_records, settings.batch_max_wait_ms, settings.batch_linger_ms)
+            batch = poll_batch(consumer, settings.batch_max_records, settings.batch_max_wait_ms, settings.batch_linger_ms,
+                               stop)
             if not batch:
                 if not consumer.assignment():
                     idle_since = time.monotonic()  # still joining the group: not idle yet
@@ -419,97 +420,3 @@ def update_lag(consumer: KafkaConsumer, metrics: PipelineMetrics) -> None:
     for tp, lag in partition_lags(consumer):
         if lag is not None:
             metrics.lag.labels(metrics.component, tp.topic, str(tp.partition)).set(lag)
-
-
-# --- why a client could not connect: kafka-python 3.0.12 ends every failed bootstrap in a bare
-# KafkaTimeoutError after 30 s of "socket disconnected" (it drops the broker's error response that
-# comes with the close), so diagnose() probes the first server itself: TCP, TLS, SASL handshake.
-REFUSED, UNREACHABLE, TLS_FILES, UNTRUSTED = "refused", "unreachable", "tls_files", "untrusted_certificate"
-HOSTNAME, EXPECTS_TLS, NOT_TLS, UNKNOWN = "hostname_mismatch", "broker_expects_tls", "broker_not_tls", "unknown"
-EXPECTS_SASL, NOT_SASL, MECHANISM, LOGIN = "broker_expects_sasl", "broker_not_sasl", "sasl_mechanism", "login_refused"
-WORLD_CAUSES = frozenset({REFUSED, UNREACHABLE, UNKNOWN})  # the broker is away; the others are settings
-
-
-class KafkaConnectError(FramewatchError):
-    """A Kafka client could not connect; ``cause`` is one of the names above."""
-
-    def __init__(self, cause: str, message: str) -> None:
-        super().__init__(message)
-        self.cause = cause
-
-
-def diagnose(settings: Settings, error: BaseException, timeout_s: float = 5.0) -> KafkaConnectError:
-    """The error for *error*, a client's failed bootstrap, naming its cause (never the password)."""
-    host, port = settings.bootstrap_servers[0].rsplit(":", 1)
-    cause, advice = _probe(settings, host.strip("[]"), int(port), timeout_s) or (UNKNOWN, f"{type(error).__name__}: {error}"[:500])
-    return KafkaConnectError(cause, f"cannot connect to Kafka at {settings.kafka_bootstrap} with "
-                                    f"FRAMEWATCH_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol}: {advice}")
-
-
-def _probe(settings: Settings, host: str, port: int, timeout_s: float) -> tuple[str, str] | None:
-    """(cause, advice), or None when each step worked (the cause lies elsewhere)."""
-    try:
-        conn = socket.create_connection((host, port), timeout=timeout_s)
-    except ConnectionRefusedError:
-        return REFUSED, f"nothing listens at {host}:{port}; is the broker up and FRAMEWATCH_KAFKA_BOOTSTRAP right?"
-    except OSError as exc:
-        return UNREACHABLE, f"no connection to {host}:{port} ({exc}); check FRAMEWATCH_KAFKA_BOOTSTRAP and the network"
-    with conn:
-        if not settings.kafka_security_protocol.endswith("SSL"):
-            probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            probe.check_hostname, probe.verify_mode = False, ssl.CERT_NONE  # only: is TLS spoken here?
-            with contextlib.suppress(OSError), socket.create_connection((host, port), timeout_s) as raw, probe.wrap_socket(raw):
-                return EXPECTS_TLS, "this port speaks TLS: set FRAMEWATCH_KAFKA_SECURITY_PROTOCOL to SSL or SASL_SSL"
-            return _sasl_cause(settings, _sasl_handshake(conn, settings.kafka_sasl_mechanism))
-        try:  # the context kafka-python builds
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            context.minimum_version, context.check_hostname = ssl.TLSVersion.TLSv1_2, settings.kafka_ssl_check_hostname
-            context.load_verify_locations(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else context.load_default_certs()
-            if settings.kafka_ssl_certfile is not None:
-                context.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile)
-        except (OSError, ValueError) as exc:
-            return TLS_FILES, f"the TLS files cannot be used ({exc}); check FRAMEWATCH_KAFKA_SSL_CAFILE, _CERTFILE, _KEYFILE"
-        try:
-            with context.wrap_socket(conn, server_hostname=host) as tls:
-                return _sasl_cause(settings, _sasl_handshake(tls, settings.kafka_sasl_mechanism))
-        except ssl.SSLCertVerificationError as exc:  # 62, 64: the name or address is not on it
-            if exc.verify_code in (62, 64):
-                return HOSTNAME, f"the broker's certificate does not name {host}; bootstrap with a name it has"
-            return UNTRUSTED, (f"the broker's TLS certificate is not trusted by {settings.kafka_ssl_cafile or 'the system CAs'} "
-                               f"({exc.verify_message}); set FRAMEWATCH_KAFKA_SSL_CAFILE to the CA that signed it")
-        except OSError as exc:  # wrong version number, EOF: no TLS on this port
-            return NOT_TLS, f"this port does not speak TLS ({exc}); set PLAINTEXT or SASL_PLAINTEXT, or use the TLS port"
-
-
-def _sasl_handshake(conn: socket.socket, mechanism: str) -> tuple[int, list[str]] | None:
-    """SaslHandshake v1 (API key 17) for *mechanism*: (error code, broker's mechanisms) or None."""
-    client, name = b"framewatch-probe", mechanism.encode()
-    body = struct.pack(">hhih", 17, 1, 1, len(client)) + client + struct.pack(">h", len(name)) + name
-    try:
-        conn.sendall(struct.pack(">i", len(body)) + body)
-        stream = conn.makefile("rb")  # reads whole frames, over TLS too
-        data = stream.read(min(65536, max(0, struct.unpack(">i", stream.read(4))[0])))
-        _, error_code = struct.unpack_from(">ih", data)
-    except (OSError, struct.error):
-        return None
-    # the mechanisms array, read loosely (only named in a message): upper-case names, e.g. SCRAM-SHA-512
-    return error_code, [m.decode() for m in re.findall(rb"[A-Z][A-Z0-9_-]{2,}", data[10:])]
-
-
-def _sasl_cause(settings: Settings, answer: tuple[int, list[str]] | None) -> tuple[str, str] | None:
-    """The cause a handshake answer tells: 34 (illegal state) from a port without SASL, 0 or 33
-    (unsupported mechanism) from a SASL port."""
-    protocol, wants_sasl = settings.kafka_security_protocol, settings.kafka_security_protocol.startswith("SASL_")
-    if answer is None or answer[0] not in (0, 33, 34):
-        return None
-    error_code, offered = answer[0], ", ".join(answer[1]) or "none"
-    if error_code == 34:
-        advice = f"this port takes no SASL login: set FRAMEWATCH_KAFKA_SECURITY_PROTOCOL={protocol.removeprefix('SASL_')}"
-        return (NOT_SASL, advice) if wants_sasl else None
-    if not wants_sasl:
-        return EXPECTS_SASL, (f"the broker wants a SASL login ({offered}): set FRAMEWATCH_KAFKA_SECURITY_PROTOCOL="
-                              f"SASL_{protocol} and FRAMEWATCH_KAFKA_SASL_USERNAME/_PASSWORD")
-    if error_code == 33:
-        return MECHANISM, f"the broker offers {offered}, not FRAMEWATCH_KAFKA_SASL_MECHANISM={settings.kafka_sasl_mechanism}"
-    return LOGIN, (f"the connection and the {settings.kafka_sasl_mechanism} mechanism work, but the broker refused the login of "
-                   f"user {settings.kafka_sasl_username!r}; check FRAMEWATCH_KAFKA_SASL_USERNAME and FRAMEWATCH_KAFKA_SASL_PASSWORD")

@@ -26,6 +26,7 @@ from framewatch.kafka_io import (
 from framewatch.metrics import PipelineMetrics
 from framewatch.settings import Settings
 from tests.helpers.raw_records import raw_item
+from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -156,6 +157,31 @@ class RecordingConsumer:
         got = self.consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
         self.calls.append((timeout_ms, sum(len(records) for records in got.values())))
         return got
+
+
+def test_a_long_window_closes_with_what_it_has_when_told_to_stop(settings_factory, topic_factory) -> None:
+    """The sink's 30 s window must not hold up a shutdown: stop closes the batch in hand."""
+    settings = settings_factory()
+    src = topic_factory(settings, "raw-items", 1)
+    consumer = make_consumer(settings, "g-stop", [src])
+    stop = threading.Event()
+    try:
+        poll_batch(consumer, 10, 3000)  # join the group
+        seed(settings, src, [("a", b"1")])
+        recording = RecordingConsumer(consumer)
+        result: list[list[Message]] = []
+        worker = threading.Thread(target=lambda: result.append(
+            poll_batch(recording, 256, 600_000, linger_ms=600_000, stop=stop)))  # type: ignore[arg-type]
+        worker.start()
+        wait_until("the record in the batch", lambda: any(n for _, n in recording.calls), 30)
+        stop.set()
+        worker.join(timeout=30)
+        assert not worker.is_alive(), "the batch did not close on stop"
+        assert [m.value for m in result[0]] == [b"1"]
+        assert all(timeout <= 1000 for timeout, _ in recording.calls)  # each poll looked at stop within 1 s
+    finally:
+        stop.set()
+        consumer.close()
 
 
 def test_poll_batch_closes_early_on_a_light_stream_and_fills_on_a_backlog(settings_factory, topic_factory) -> None:

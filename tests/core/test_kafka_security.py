@@ -19,7 +19,7 @@ from kafka import KafkaAdminClient
 
 from framewatch import contracts
 from framewatch.contracts import FramedItem
-from framewatch.kafka_io import (
+from framewatch.kafka_connect import (
     EXPECTS_TLS,
     LOGIN,
     NOT_SASL,
@@ -27,9 +27,8 @@ from framewatch.kafka_io import (
     UNTRUSTED,
     KafkaConnectError,
     connect,
-    make_producer,
-    read_to_end,
 )
+from framewatch.kafka_io import make_producer, read_to_end
 from framewatch.service import EXIT_RUNTIME, EXIT_USAGE, run_component
 from framewatch.settings import AGGREGATES, FRAMED_ITEMS, RAW_ITEMS, Settings
 from tests.helpers.feed_server import FeedServer, Route, rss

@@ -17,7 +17,8 @@ from prometheus_client import CollectorRegistry
 
 from framewatch import contracts
 from framewatch.contracts import DeadLetter
-from framewatch.kafka_io import connect, ensure_topics
+from framewatch.kafka_connect import connect
+from framewatch.kafka_io import ensure_topics
 from framewatch.processing.sink.cli import COMPONENT, SinkOptions, run_sink
 from framewatch.settings import AGGREGATES, ALERTS, DEAD_LETTERS, FRAMED_ITEMS, RAW_ITEMS, Settings
 from tests.helpers.aggregator import committed_to_end
