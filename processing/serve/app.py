@@ -143,6 +143,9 @@ def create_app(ctx: ServeContext) -> FastAPI:
     add_write_routes(writes, ctx, paging)
     app.include_router(router)
     app.include_router(writes)
+    from framewatch.processing.workbench.forms import add_pages
+
+    add_pages(app, ctx)  # the workbench's pages under /ui/, on the same reads
     return app
 
 

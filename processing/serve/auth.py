@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from fastapi import Depends, HTTPException
+from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from framewatch.errors import ConfigError
@@ -29,6 +29,8 @@ from framewatch.timeutil import format_utc, parse_utc, utcnow
 log = logging.getLogger(__name__)
 
 RANK = {"viewer": 1, "analyst": 2, "admin": 3}
+COOKIE = "framewatch_token"  # the workbench's login (HttpOnly, SameSite=Strict); reads only, never writes
+SAFE_METHODS = ("GET", "HEAD")
 BOOTSTRAP_ID = "bootstrap"
 
 
@@ -130,10 +132,15 @@ bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization:
 def require(store: TokenStore, role: str) -> Callable[..., TokenRecord]:
     """A FastAPI dependency: the caller's token, which must hold *role* or more (401 / 403)."""
 
-    def check(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> TokenRecord:  # noqa: B008
-        if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+    def check(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> TokenRecord:  # noqa: B008
+        token = credentials.credentials if credentials is not None and credentials.scheme.lower() == "bearer" else ""
+        if not token and request.method in SAFE_METHODS:
+            # a page's link (the export) carries the login cookie; a cookie never authorises a write,
+            # so a forged cross-site form can change nothing
+            token = request.cookies.get(COOKIE, "")
+        if not token:
             raise HTTPException(401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"})
-        rec = store.authenticate(credentials.credentials)
+        rec = store.authenticate(token)
         if rec is None:
             raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
         if RANK[rec.role] < RANK[role]:

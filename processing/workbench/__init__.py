@@ -1,1 +1,1 @@
-"""The analyst's workbench: server-rendered pages over the API, from a framing shift to the passages behind it."""
+"""The analyst's workbench: server-rendered pages and charts on the API's reads, in the same process."""
