@@ -26,6 +26,20 @@ STRIMZI_API = "kafka.strimzi.io/v1beta2"
 # Custom resources: no schema in kubernetes-validate, checked by the assertions below instead.
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "KafkaTopic", "KafkaUser"}
 POD_KINDS = {"Deployment", "StatefulSet"}
+# The API has no metrics port and no /healthz: it is probed on its unauthenticated schema.
+PROBES = {"serve": ({"path": "/api/v1/openapi.json", "port": "http"},) * 2}
+METRICS_PROBES = ({"path": "/healthz", "port": "metrics"}, {"path": "/readyz", "port": "metrics"})
+COMMANDS = {
+    "ingest": ["ingest", "--sources", "/etc/framewatch/sources.yaml"],
+    "processing": ["process", "--codebook", "/etc/framewatch/codebook.yaml"],
+    "aggregate": ["aggregate"],
+    "notify": ["notify", "--subscriptions", "/etc/framewatch/subscriptions.yaml"],
+    "sink": ["sink"],
+    "serve": ["serve"],
+}
+LAKE_PVC = CHART / "ci" / "lake-pvc-values.yaml"
+LAKE_S3 = CHART / "ci" / "lake-s3-values.yaml"
+READ_MODEL = ("sink.enabled=true", "serve.enabled=true", "lake.persistence.enabled=true", "serve.auth.existingSecret=api")
 RULES_FILE = ROOT / "deploy" / "prometheus" / "rules" / "framewatch.rules.yml"
 # checkov findings accepted on purpose (checkov without an API key reports no severities).
 CHECKOV_SKIPS = {
@@ -112,6 +126,7 @@ def test_every_pod_is_locked_down(values: Path, monitoring: bool) -> None:
     for workload in workloads:
         spec = workload["spec"]["template"]["spec"]
         name = workload["metadata"]["name"]
+        live, ready = PROBES.get(workload["metadata"]["labels"]["app.kubernetes.io/component"], METRICS_PROBES)
         assert spec["securityContext"]["runAsNonRoot"] is True, name
         assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
         assert spec["automountServiceAccountToken"] is False, name
@@ -126,8 +141,9 @@ def test_every_pod_is_locked_down(values: Path, monitoring: bool) -> None:
             assert sc["readOnlyRootFilesystem"] is True, name
             assert sc["capabilities"]["drop"] == ["ALL"], name
             assert sc["seccompProfile"]["type"] == "RuntimeDefault", name
-            assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}, name
-            assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}, name
+            assert container["livenessProbe"]["httpGet"] == live, name
+            assert container["readinessProbe"]["httpGet"] == ready, name
+            assert container["securityContext"]["privileged"] is False, name
             assert container["resources"]["requests"] and container["resources"]["limits"], name
             assert "/var/lib/framewatch" in {m["mountPath"] for m in container["volumeMounts"]}, name
             env = {e["name"]: e for e in container["env"]}
@@ -147,12 +163,10 @@ def test_components_and_scaling(values: Path, monitoring: bool) -> None:
         d["metadata"]["labels"]["app.kubernetes.io/component"]: d["spec"]["template"]["spec"]["containers"][0]["args"]
         for d in by_kind.get("Deployment", []) + by_kind.get("StatefulSet", [])
     }
-    assert commands == {
-        "ingest": ["ingest", "--sources", "/etc/framewatch/sources.yaml"],
-        "processing": ["process", "--codebook", "/etc/framewatch/codebook.yaml"],
-        "aggregate": ["aggregate"],
-        "notify": ["notify", "--subscriptions", "/etc/framewatch/subscriptions.yaml"],
-    }
+    assert commands == {c: args for c, args in COMMANDS.items() if config[c]["enabled"]}
+    replicas = {d["metadata"]["labels"]["app.kubernetes.io/component"]: d["spec"].get("replicas") for d in by_kind["Deployment"]}
+    for component in ("sink", "serve"):
+        assert replicas.get(component) == (config[component]["replicas"] if config[component]["enabled"] else None), component
     (ingest,) = by_kind["StatefulSet"]
     env = {e["name"]: e for e in ingest["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["FRAMEWATCH_SHARD_COUNT"]["value"] == str(ingest["spec"]["replicas"])
@@ -179,6 +193,18 @@ def test_components_and_scaling(values: Path, monitoring: bool) -> None:
         (("kafka.partitions=0",), "minimum"),
         (("kafka.bootstrapServers=no-port",), "bootstrapServers"),
         (("typoedKey=1",), "additional properties"),
+        (("sink.enabled=true",), "sink/serve need a lake both can reach"),
+        (("serve.enabled=true", "serve.auth.adminToken=x"), "sink/serve need a lake both can reach"),
+        (("sink.enabled=true", "lake.s3.enabled=true", "lake.s3.bucket=lake", "lake.persistence.enabled=true"), "both set"),
+        (("sink.enabled=true", "lake.s3.enabled=true"), "needs lake.s3.bucket"),
+        (("serve.enabled=true", "lake.persistence.enabled=true"), "serve needs an API token"),
+        (("serve.enabled=true", "lake.persistence.enabled=true", "serve.auth.existingSecret=api", "serve.auth.adminToken=x"),
+         "the tokens come from one Secret"),
+        ((*READ_MODEL, "serve.auth.adminTokenKey=", "serve.auth.tokensFileKey="), "no token to accept"),
+        ((*READ_MODEL, "serve.ingress.enabled=true", "serve.ingress.host="), "serve.ingress.host is required"),
+        ((*READ_MODEL, "lake.persistence.accessModes={ReadWriteSometimes}"), "accessModes"),
+        (("lake.s3.bucket=Not_A_Bucket",), "bucket"),
+        (("serve.ingress.tlsSecret=x",), "additional properties"),
     ],
 )
 def test_bad_values_fail(sets: tuple[str, ...], message: str) -> None:
@@ -188,6 +214,90 @@ def test_bad_values_fail(sets: tuple[str, ...], message: str) -> None:
     result = _run(*args)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def _named(docs: tuple[dict, ...], kind: str) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def _container(docs: tuple[dict, ...], component: str) -> tuple[dict, dict]:
+    """(pod spec, first container) of a component's workload."""
+    (pod,) = [d["spec"]["template"]["spec"] for d in docs
+              if d["kind"] in POD_KINDS and d["metadata"]["labels"]["app.kubernetes.io/component"] == component]
+    return pod, pod["containers"][0]
+
+
+def test_sink_and_serve_mount_the_same_lake_claim() -> None:
+    docs = render(LAKE_PVC, False)
+    config = _values(LAKE_PVC)["lake"]["persistence"]
+    (claim,) = _named(docs, "PersistentVolumeClaim").values()
+    assert claim["spec"]["accessModes"] == config["accessModes"] == ["ReadWriteMany"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == config["size"]
+    assert claim["spec"]["storageClassName"] == config["storageClass"]
+    mounted = {}
+    for component in ("sink", "serve"):
+        pod, container = _container(docs, component)
+        (volume,) = [v for v in pod["volumes"] if v["name"] == "lake"]
+        (mount,) = [m for m in container["volumeMounts"] if m["name"] == "lake"]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["FRAMEWATCH_SINK_URL"] == mount["mountPath"], component
+        mounted[component] = (volume["persistentVolumeClaim"]["claimName"], mount["mountPath"], mount["readOnly"])
+    assert mounted == {"sink": (claim["metadata"]["name"], "/var/lib/framewatch-lake", False),
+                       "serve": (claim["metadata"]["name"], "/var/lib/framewatch-lake", True)}
+    # An existing claim replaces the chart's in both pods.
+    docs = render(LAKE_PVC, False, "lake.persistence.existingClaim=shared-lake")
+    assert not _named(docs, "PersistentVolumeClaim")
+    for component in ("sink", "serve"):
+        pod, _ = _container(docs, component)
+        assert [v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if v["name"] == "lake"] == ["shared-lake"]
+
+
+def test_s3_lake_has_no_volume_and_the_bucket_url() -> None:
+    docs = render(LAKE_S3, False)
+    s3 = _values(LAKE_S3)["lake"]["s3"]
+    assert not _named(docs, "PersistentVolumeClaim")
+    for component in ("sink", "serve"):
+        pod, container = _container(docs, component)
+        assert "lake" not in {v["name"] for v in pod["volumes"]}, component
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["FRAMEWATCH_SINK_URL"] == f"s3://{s3['bucket']}/{s3['prefix'].strip('/')}", component
+        assert env["FRAMEWATCH_SINK_S3_ENDPOINT"] == s3["endpoint"], component
+        assert env["FRAMEWATCH_SINK_S3_REGION"] == s3["region"], component
+
+
+def test_serve_service_and_ingress() -> None:
+    config = _values(LAKE_PVC)["serve"]
+    docs = render(LAKE_PVC, True)
+    services = _named(docs, "Service")
+    api = services["fw-framewatch-serve"]
+    assert api["spec"]["ports"] == [{"name": "http", "port": config["port"], "targetPort": "http", "protocol": "TCP"}]
+    assert "framewatch.io/metrics" not in api["metadata"]["labels"]  # no /metrics: not scraped
+    assert services["fw-framewatch-sink"]["metadata"]["labels"]["framewatch.io/metrics"] == "true"
+    (monitor,) = _named(docs, "ServiceMonitor").values()
+    assert monitor["spec"]["selector"]["matchLabels"]["framewatch.io/metrics"] == "true"
+    _, container = _container(docs, "serve")
+    assert container["ports"] == [{"name": "http", "containerPort": config["port"], "protocol": "TCP"}]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert (env["FRAMEWATCH_SERVE_HOST"], env["FRAMEWATCH_SERVE_PORT"]) == ("0.0.0.0", str(config["port"]))
+    (ingress,) = _named(docs, "Ingress").values()
+    ing = config["ingress"]
+    assert ingress["spec"]["ingressClassName"] == ing["className"]
+    assert ingress["spec"]["tls"] == ing["tls"]
+    assert ingress["metadata"]["annotations"] == ing["annotations"]
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == ing["host"]
+    assert rule["http"]["paths"][0]["backend"]["service"] == {"name": api["metadata"]["name"], "port": {"name": "http"}}
+    pdbs = _named(docs, "PodDisruptionBudget")
+    assert {"fw-framewatch-sink", "fw-framewatch-serve"} <= set(pdbs)
+
+
+@pytest.mark.parametrize(("values", "sets"), [(None, READ_MODEL), (LAKE_S3, ())], ids=["chart-defaults", "lake-s3"])
+def test_ingress_only_when_enabled(values: Path | None, sets: tuple[str, ...]) -> None:
+    for docs in (render(values, False), render(values, False, *sets)):
+        assert not _named(docs, "Ingress")
+    assert "fw-framewatch-serve" in _named(render(values, False, *sets), "Deployment")
+    (ingress,) = _named(render(values, False, *sets, "serve.ingress.enabled=true"), "Ingress").values()
+    assert "ingressClassName" not in ingress["spec"] and "tls" not in ingress["spec"]
 
 
 def test_dashboards_ship_as_sidecar_configmaps() -> None:
@@ -217,7 +327,7 @@ def _checkov() -> str | None:
 
 
 @pytest.mark.skipif(_checkov() is None, reason="checkov not installed (scripts/install-tools.sh puts it in ~/.cache/framewatch/tools-checkov)")
-@pytest.mark.parametrize("values", [p for p in CI_VALUES if p.stem in {"default-values", "hpa-values", "monitoring-values", "sasl-values", "strimzi-values"}], ids=lambda p: p.stem)
+@pytest.mark.parametrize("values", [p for p in CI_VALUES if p.stem in {"default-values", "hpa-values", "monitoring-values", "sasl-values", "strimzi-values", "lake-pvc-values", "lake-s3-values"}], ids=lambda p: p.stem)
 def test_checkov_finds_nothing_unexpected(values: Path, tmp_path: Path) -> None:
     result = _run(
         "template", "fw", str(CHART), "--namespace", "framewatch", "--kube-version", KUBE_VERSION,

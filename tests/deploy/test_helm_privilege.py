@@ -4,16 +4,20 @@ rule names its destinations, taken from values. Renders with the real helm (see 
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
+import yaml
 
 from tests.deploy.test_helm import (
     CHART,
     CI_VALUES,
     HELM,
     KUBE_VERSION,
+    LAKE_PVC,
+    LAKE_S3,
     POD_KINDS,
     STRIMZI_API,
     _run,
@@ -25,6 +29,9 @@ pytestmark = pytest.mark.skipif(HELM is None, reason="helm not found on PATH or 
 COMPONENTS = ("ingest", "processing", "aggregate", "notify")
 NOTIFY_SECRETS = {"FRAMEWATCH_WEBHOOK_SECRET", "FRAMEWATCH_SMTP_PASSWORD"}
 KAFKA_SASL_ENV = {"FRAMEWATCH_KAFKA_SASL_MECHANISM", "FRAMEWATCH_KAFKA_SASL_USERNAME", "FRAMEWATCH_KAFKA_SASL_PASSWORD"}
+S3_KEYS = {"FRAMEWATCH_SINK_S3_ACCESS_KEY_ID", "FRAMEWATCH_SINK_S3_SECRET_ACCESS_KEY"}
+# Secret-backed env each component may carry besides Kafka's login: the lake's keys, the API's token.
+OWN_SECRETS = {"sink": S3_KEYS, "serve": S3_KEYS | {"FRAMEWATCH_SERVE_ADMIN_TOKEN"}}
 METADATA = "169.254.169.254/32"
 SASL = ("kafka.securityProtocol=SASL_SSL", "kafka.sasl.existingSecret=kafka-login", "kafka.sasl.usernameKey=user",
         "kafka.tls.caConfigMap=brokers-ca", "secrets.existingSecret=creds")
@@ -86,7 +93,11 @@ def test_ci_values_keep_alerting_secrets_in_notify(values: Path) -> None:
         assert not names & {"FRAMEWATCH_GRAFANA_TOKEN"}, component
         if component != "notify":
             assert not names & NOTIFY_SECRETS, component
-            assert set(_secret_refs(pod)) <= {"FRAMEWATCH_KAFKA_SASL_USERNAME", "FRAMEWATCH_KAFKA_SASL_PASSWORD"}, component
+            allowed = {"FRAMEWATCH_KAFKA_SASL_USERNAME", "FRAMEWATCH_KAFKA_SASL_PASSWORD"} | OWN_SECRETS.get(component, set())
+            assert set(_secret_refs(pod)) <= allowed, component
+        # S3 keys and API tokens are never literal values, in any pod.
+        for name in (S3_KEYS | {"FRAMEWATCH_SERVE_ADMIN_TOKEN"}) & names:
+            assert "value" not in _env(pod)[name] and name in _secret_refs(pod), (component, name)
 
 
 def test_plaintext_kafka_has_no_login() -> None:
@@ -194,6 +205,81 @@ def test_smtp_closes_when_it_has_no_ports(tmp_path: Path) -> None:
     values.write_text("networkPolicy:\n  smtp:\n    ports: []\n")
     rules = _egress(render(values, False))
     assert not any(_rule_on(rules["notify"], port) for port in (25, 465, 587))
+
+
+def test_s3_keys_come_only_through_secret_refs() -> None:
+    docs = render(LAKE_S3, False)
+    pods = _pods(docs)
+    assert {"sink", "serve"} <= set(pods)
+    for component, pod in pods.items():
+        refs = _secret_refs(pod)
+        if component in ("sink", "serve"):
+            assert {n: refs[n] for n in S3_KEYS} == {
+                "FRAMEWATCH_SINK_S3_ACCESS_KEY_ID": ("framewatch-s3", "access-key-id"),
+                "FRAMEWATCH_SINK_S3_SECRET_ACCESS_KEY": ("framewatch-s3", "secret-access-key"),
+            }, component
+            # A missing key must stop the pod, not start it with the wrong credentials.
+            assert not any(_env(pod)[n]["valueFrom"]["secretKeyRef"].get("optional") for n in S3_KEYS), component
+        else:
+            assert not S3_KEYS & set(_env(pod)), component
+    # The chart's own Secret holds the API token; no workload carries it as text.
+    token = "ci-placeholder-admin-token"
+    (secret,) = [d for d in docs if d["kind"] == "Secret"]
+    assert base64.b64decode(secret["data"]["admin-token"]).decode() == token
+    assert _secret_refs(pods["serve"])["FRAMEWATCH_SERVE_ADMIN_TOKEN"] == (secret["metadata"]["name"], "admin-token")
+    assert all(token not in yaml.safe_dump(d) for d in docs if d["kind"] != "Secret")
+    # The token is read at start: a changed Secret must roll the API's pods.
+    (serve,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-serve")]
+    assert "checksum/serve-secret" in serve["spec"]["template"]["metadata"]["annotations"]
+    # Without a Secret the pods use the standard AWS chain: no key variables at all.
+    for component, pod in _pods(render(LAKE_S3, False, "lake.s3.existingSecret=")).items():
+        assert not S3_KEYS & set(_env(pod)), component
+
+
+def test_serve_tokens_from_an_existing_secret() -> None:
+    docs = render(LAKE_PVC, False)
+    assert not [d for d in docs if d["kind"] == "Secret"]
+    serve = _pods(docs)["serve"]
+    assert _secret_refs(serve) == {"FRAMEWATCH_SERVE_ADMIN_TOKEN": ("framewatch-api", "admin-token")}
+    (tokens,) = [v for v in serve["volumes"] if v["name"] == "serve-tokens"]
+    assert tokens["secret"]["secretName"] == "framewatch-api"
+    assert tokens["secret"]["items"] == [{"key": "tokens.json", "path": "tokens.json"}]
+    (mount,) = [m for m in serve["containers"][0]["volumeMounts"] if m["name"] == "serve-tokens"]
+    assert mount["readOnly"] is True
+    assert _env(serve)["FRAMEWATCH_SERVE_TOKENS_FILE"]["value"] == f"{mount['mountPath']}/tokens.json"
+    for component, pod in _pods(docs).items():
+        if component != "serve":
+            assert "serve-tokens" not in {v["name"] for v in pod["volumes"]}, component
+
+
+def _ingress(docs: tuple[dict, ...]) -> dict[str, list[dict]]:
+    """Ingress rules of each component's NetworkPolicy."""
+    return {
+        d["metadata"]["labels"]["app.kubernetes.io/component"]: d["spec"]["ingress"]
+        for d in docs if d["kind"] == "NetworkPolicy"
+    }
+
+
+def test_lake_pods_network_policies() -> None:
+    docs = render(LAKE_S3, False)
+    egress, ingress = _egress(docs), _ingress(docs)
+    assert {"sink", "serve"} <= set(egress)
+    for component, rules in egress.items():
+        s3 = _rule_on(rules, 8333)
+        assert [r["to"] for r in s3] == ([[{
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "storage"}},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "seaweedfs"}},
+        }]] if component in ("sink", "serve") else []), component
+        assert _rule_on(rules, 9092), component
+        assert bool(_rule_on(rules, 443)) == (component in {"ingest", "notify"}), component
+    # The API takes calls on its port only (no metrics port); the sink is scraped like the others.
+    assert [[p["port"] for p in r["ports"]] for r in ingress["serve"]] == [[8080]]
+    assert "from" not in ingress["serve"][0]
+    assert [[p["port"] for p in r["ports"]] for r in ingress["sink"]] == [[9400]]
+    # A volume lake needs no S3 rule; apiFrom limits the callers of the API.
+    docs = render(LAKE_PVC, False)
+    assert not any(_rule_on(rules, 443) for c, rules in _egress(docs).items() if c in ("sink", "serve"))
+    assert _ingress(docs)["serve"][0]["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]
 
 
 @pytest.mark.parametrize(

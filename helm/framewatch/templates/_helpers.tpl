@@ -76,17 +76,30 @@ ingest: [ingest, --sources, /etc/framewatch/sources.yaml]
 processing: [process, --codebook, /etc/framewatch/codebook.yaml]
 aggregate: [aggregate]
 notify: [notify, --subscriptions, /etc/framewatch/subscriptions.yaml]
+sink: [sink]
+serve: [serve]
+{{- end }}
+
+{{/* The components' names in that order, as a list: range over (include "framewatch.componentNames" $ | fromJsonArray). */}}
+{{- define "framewatch.componentNames" -}}
+{{- toJson (list "ingest" "processing" "aggregate" "notify" "sink" "serve") }}
 {{- end }}
 
 {{/*
 The pod template every component shares: security context, probes on the metrics port,
 config and state volumes, Kafka and secret environment. Call with
-(dict "root" $ "component" "ingest" "values" .Values.ingest "extraEnv" list).
+(dict "root" $ "component" "ingest" "values" .Values.ingest "extraEnv" list); optional keys:
+"extraVolumes"/"extraMounts" (lists) and "api" (a port: the container serves that port, named http,
+instead of the metrics port, and is probed on "probePath" there).
 */}}
 {{- define "framewatch.podTemplate" -}}
 {{- $root := .root }}
 {{- $v := .values }}
 {{- $args := index (include "framewatch.components" $root | fromYaml) .component }}
+{{- $probe := dict "port" "metrics" "live" "/healthz" "ready" "/readyz" }}
+{{- if .api }}
+{{- $probe = dict "port" "http" "live" .probePath "ready" .probePath }}
+{{- end }}
 metadata:
   labels:
     {{- include "framewatch.componentLabels" . | nindent 4 }}
@@ -115,8 +128,8 @@ spec:
       args:
         {{- toYaml $args | nindent 8 }}
       ports:
-        - name: metrics
-          containerPort: {{ $root.Values.metrics.port }}
+        - name: {{ $probe.port }}
+          containerPort: {{ .api | default $root.Values.metrics.port }}
           protocol: TCP
       env:
         - name: FRAMEWATCH_KAFKA_BOOTSTRAP
@@ -162,16 +175,16 @@ spec:
         {{- end }}
       livenessProbe:
         httpGet:
-          path: /healthz
-          port: metrics
+          path: {{ $probe.live }}
+          port: {{ $probe.port }}
         initialDelaySeconds: {{ $v.probes.initialDelaySeconds }}
         periodSeconds: 20
         timeoutSeconds: 5
         failureThreshold: 3
       readinessProbe:
         httpGet:
-          path: /readyz
-          port: metrics
+          path: {{ $probe.ready }}
+          port: {{ $probe.port }}
         initialDelaySeconds: 5
         periodSeconds: 10
         timeoutSeconds: 5
@@ -179,8 +192,8 @@ spec:
       {{- if $v.probes.startupFailureThreshold }}
       startupProbe:
         httpGet:
-          path: /healthz
-          port: metrics
+          path: {{ $probe.live }}
+          port: {{ $probe.port }}
         periodSeconds: 10
         failureThreshold: {{ $v.probes.startupFailureThreshold }}
       {{- end }}
@@ -201,6 +214,9 @@ spec:
           mountPath: {{ include "framewatch.kafkaCaDir" $root }}
           readOnly: true
         {{- end }}
+        {{- with .extraMounts }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
   volumes:
     - name: config
       configMap:
@@ -216,6 +232,9 @@ spec:
     {{- with include "framewatch.kafkaCaVolume" $root | trim }}
     - name: kafka-ca
       {{- . | nindent 6 }}
+    {{- end }}
+    {{- with .extraVolumes }}
+    {{- toYaml . | nindent 4 }}
     {{- end }}
   {{- with $v.nodeSelector }}
   nodeSelector:
