@@ -213,8 +213,7 @@ def up(
                 "HF_HUB_OFFLINE": "1",
             }
             argv = [sys.executable, "-m", "framewatch", name, *args]
-            # the API serves no /metrics: Prometheus does not scrape it
-            children.append(Child(name, argv, env, port if name != "serve" else None, log_path=logs / f"{name}.log"))
+            children.append(Child(name, argv, env, port, log_path=logs / f"{name}.log"))
         if not no_prometheus and shutil.which("prometheus"):
             prometheus = _prometheus_child(children, state, prometheus_port, logs)
         elif not no_prometheus:
@@ -222,12 +221,13 @@ def up(
 
         for child in [*children, *([prometheus] if prometheus else [])]:
             child.start()
-        extra = []
+        first, extra = [], []
         if any(c.name == "serve" for c in children):
             host = settings.serve_host if ":" not in settings.serve_host else f"[{settings.serve_host}]"
             where = "FRAMEWATCH_SERVE_ADMIN_TOKEN" if settings.serve_admin_token else token_file
-            extra.append(f"  api        http://{host}:{settings.serve_port}/api/v1   (admin token: {where}; docs /api/v1/docs)")
-        _print_where_to_look(children, prometheus, prometheus_port, settings.state_dir, logs, extra)
+            first.append(f"  workbench  http://{host}:{settings.serve_port}/ui/   (sign in with the admin token in {where})")
+            extra.append(f"  api        http://{host}:{settings.serve_port}/api/v1   (docs /api/v1/docs)")
+        _print_where_to_look(children, prometheus, prometheus_port, settings.state_dir, logs, first, extra)
         _supervise([*children, *([prometheus] if prometheus else [])], stop, run_for)
     except ConfigError as exc:
         fail(str(exc))
@@ -274,11 +274,12 @@ def _prometheus_child(children: list[Child], state: Path, port: int, logs: Path)
 
 
 def _print_where_to_look(children: list[Child], prometheus: Child | None, prom_port: int, state_dir: Path, logs: Path,
-                         extra: list[str]) -> None:
+                         first: list[str], extra: list[str]) -> None:
     click.echo("framewatch is up. Where to look:")
+    for line in first:
+        click.echo(line)
     for child in children:
-        metrics = f"metrics http://127.0.0.1:{child.port}/metrics" if child.port is not None else "API (below)"
-        click.echo(f"  {child.name:<10} {metrics}   log {child.log_path}")
+        click.echo(f"  {child.name:<10} metrics http://127.0.0.1:{child.port}/metrics   log {child.log_path}")
     if prometheus is not None:
         click.echo(f"  prometheus http://127.0.0.1:{prom_port}/   (alerts: /alerts; log {prometheus.log_path})")
     for line in extra:

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 import polars as pl
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from prometheus_client import CollectorRegistry
 
 from framewatch.contracts import ANY, BUCKETS
 from framewatch.errors import ConfigError
@@ -26,6 +27,7 @@ from framewatch.processing.serve import reads
 from framewatch.processing.serve.auth import TokenStore, require
 from framewatch.processing.serve.cache import ResultCache
 from framewatch.processing.serve.lake import AGGREGATES, FRAMED_ITEMS, Lake
+from framewatch.processing.serve.observe import ApiMetrics, instrument
 from framewatch.processing.serve.subscriptions import SubscriptionBook
 from framewatch.processing.serve.topics import BrokerUnavailable, TopicWriter
 from framewatch.settings import Settings
@@ -54,6 +56,7 @@ class ServeContext:
     now: Callable[[], datetime] = utcnow
     writer: TopicWriter | None = None
     cache: ResultCache = field(default_factory=ResultCache)
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     _book: SubscriptionBook | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -117,6 +120,7 @@ def create_app(ctx: ServeContext) -> FastAPI:
                   redoc_url=None, description="The read model of framewatch: series, items, alerts, clusters; "
                   "labels and subscriptions. Every route needs `Authorization: Bearer <token>`.")
     app.state.ctx = ctx
+    instrument(app, ApiMetrics(ctx.registry))
 
     @app.exception_handler(BrokerUnavailable)
     def _broker(request: Request, exc: BrokerUnavailable) -> JSONResponse:

@@ -13,7 +13,7 @@ from framewatch.errors import ConfigError
 from framewatch.processing.serve.app import ServeContext, create_app, tokens_path
 from framewatch.processing.serve.auth import TokenStore
 from framewatch.processing.serve.lake import lake_from_settings
-from framewatch.service import load_settings, user_errors
+from framewatch.service import HealthServer, load_settings, user_errors
 from framewatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,10 +58,18 @@ def run(settings: Settings, announce: Callable[[str], None] = click.echo) -> Non
     """Serve until interrupted."""
     ctx = build_context(settings)
     sock = bind(settings.serve_host, settings.serve_port)
-    announce(f"framewatch API at {url_of(sock)} (docs: {url_of(sock)}/docs)")
+    server = make_server(ctx)
+    # /metrics, /healthz, /readyz on the metrics port, like every component (not on the API's port,
+    # which an Ingress may publish)
+    health = HealthServer(ctx.registry, settings.metrics_host, settings.metrics_port,
+                          ready=lambda: bool(server.started)).start()
+    api = url_of(sock)
+    announce(f"framewatch workbench at {api.removesuffix('/api/v1')}/ui/")
+    announce(f"framewatch API at {api} (docs: {api}/docs); metrics at :{health.port}/metrics")
     try:
-        make_server(ctx).run(sockets=[sock])
+        server.run(sockets=[sock])
     finally:
+        health.stop()
         if ctx.writer is not None:
             ctx.writer.close()
         sock.close()

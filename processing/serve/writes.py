@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path
 
+from framewatch.processing.alerts.live import subscription_id
 from framewatch.processing.serve import items as item_queries
 from framewatch.processing.serve import models as m
 from framewatch.processing.serve import reads
 from framewatch.processing.serve.auth import BOOTSTRAP_ID, TokenRecord, require
-from framewatch.processing.alerts.live import subscription_id
 from framewatch.processing.serve.subscriptions import send_test
 from framewatch.processing.serve.topics import label_key
 from framewatch.settings import CODEBOOK_CHANGES, LABELS

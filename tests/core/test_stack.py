@@ -113,8 +113,11 @@ def test_up_then_ctrl_c_leaves_no_process_behind(tmp_path: Path) -> None:
                     break
             assert any("framewatch is up" in line for line in lines), "".join(lines)
             token_file = tmp_path / "state" / "up" / "api-admin-token"
+            where = [line for line in lines[lines.index(next(x for x in lines if "framewatch is up" in x)) + 1:]]
+            assert where[0].strip().startswith("workbench "), "the workbench's URL comes first"
+            assert f"http://127.0.0.1:{api_port}/ui/" in where[0] and str(token_file) in where[0]
             api_line = next(line for line in lines if line.strip().startswith("api "))
-            assert f"http://127.0.0.1:{api_port}/api/v1" in api_line and str(token_file) in api_line
+            assert f"http://127.0.0.1:{api_port}/api/v1" in api_line
             assert token_file.stat().st_mode & 0o077 == 0 and token_file.read_text().strip() not in "".join(lines)
             cache = Path(os.environ.get("FRAMEWATCH_CACHE", Path.home() / ".cache" / "framewatch"))
             kafka_pid_file = cache / f"kafka-run-{kafka_port}" / "kafka.pid"

@@ -15,6 +15,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from framewatch import settings as s
 from tests.helpers.paths import ROOT
 
 CHART = ROOT / "helm" / "framewatch"
@@ -23,11 +24,13 @@ TOOLS = Path(os.environ.get("FRAMEWATCH_CACHE", Path.home() / ".cache" / "framew
 KUBE_VERSION = "1.30.0"
 MONITORING_API = "monitoring.coreos.com/v1"
 STRIMZI_API = "kafka.strimzi.io/v1beta2"
+COMPACTED_TOPICS = {s.AGGREGATE_STATE, s.LABELS, s.SUBSCRIPTIONS, s.CODEBOOK_CHANGES}
+ALL_TOPICS = (s.RAW_ITEMS, s.FRAMED_ITEMS, s.AGGREGATES, s.ALERTS, s.DEAD_LETTERS, *COMPACTED_TOPICS)
 # Custom resources: no schema in kubernetes-validate, checked by the assertions below instead.
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule", "KafkaTopic", "KafkaUser"}
 POD_KINDS = {"Deployment", "StatefulSet"}
 # The API has no metrics port and no /healthz: it is probed on its unauthenticated schema.
-PROBES = {"serve": ({"path": "/api/v1/openapi.json", "port": "http"},) * 2}
+PROBES: dict[str, tuple[dict[str, str], ...]] = {}  # every component is probed on its metrics port
 METRICS_PROBES = ({"path": "/healthz", "port": "metrics"}, {"path": "/readyz", "port": "metrics"})
 COMMANDS = {
     "ingest": ["ingest", "--sources", "/etc/framewatch/sources.yaml"],
@@ -183,6 +186,12 @@ def test_components_and_scaling(values: Path, monitoring: bool) -> None:
     for topic in by_kind.get("KafkaTopic", []):
         assert topic["spec"]["partitions"] == partitions
         assert topic["spec"]["topicName"].startswith(config["kafka"]["topicPrefix"])
+    if "KafkaTopic" in by_kind:
+        # every topic framewatch uses is declared, the compacted ones (state, labels, subscriptions) compacted
+        declared = {t["spec"]["topicName"].removeprefix(config["kafka"]["topicPrefix"]): t["spec"]["config"]
+                    for t in by_kind["KafkaTopic"]}
+        assert set(declared) == set(ALL_TOPICS)
+        assert {name for name, conf in declared.items() if conf.get("cleanup.policy") == "compact"} == COMPACTED_TOPICS
 
 
 @pytest.mark.parametrize(
@@ -270,13 +279,15 @@ def test_serve_service_and_ingress() -> None:
     docs = render(LAKE_PVC, True)
     services = _named(docs, "Service")
     api = services["fw-framewatch-serve"]
-    assert api["spec"]["ports"] == [{"name": "http", "port": config["port"], "targetPort": "http", "protocol": "TCP"}]
-    assert "framewatch.io/metrics" not in api["metadata"]["labels"]  # no /metrics: not scraped
+    assert api["spec"]["ports"] == [{"name": "http", "port": config["port"], "targetPort": "http", "protocol": "TCP"},
+                                    {"name": "metrics", "port": 9400, "targetPort": "metrics", "protocol": "TCP"}]
+    assert api["metadata"]["labels"]["framewatch.io/metrics"] == "true"  # scraped like every component
     assert services["fw-framewatch-sink"]["metadata"]["labels"]["framewatch.io/metrics"] == "true"
     (monitor,) = _named(docs, "ServiceMonitor").values()
     assert monitor["spec"]["selector"]["matchLabels"]["framewatch.io/metrics"] == "true"
     _, container = _container(docs, "serve")
-    assert container["ports"] == [{"name": "http", "containerPort": config["port"], "protocol": "TCP"}]
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9400, "protocol": "TCP"},
+                                  {"name": "http", "containerPort": config["port"], "protocol": "TCP"}]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert (env["FRAMEWATCH_SERVE_HOST"], env["FRAMEWATCH_SERVE_PORT"]) == ("0.0.0.0", str(config["port"]))
     (ingress,) = _named(docs, "Ingress").values()

@@ -272,14 +272,14 @@ def test_lake_pods_network_policies() -> None:
         }]] if component in ("sink", "serve") else []), component
         assert _rule_on(rules, 9092), component
         assert bool(_rule_on(rules, 443)) == (component in {"ingest", "notify"}), component
-    # The API takes calls on its port only (no metrics port); the sink is scraped like the others.
-    assert [[p["port"] for p in r["ports"]] for r in ingress["serve"]] == [[8080]]
-    assert "from" not in ingress["serve"][0]
+    # The API takes calls on its port and is scraped on its metrics port; the sink is scraped like the others.
+    assert [[p["port"] for p in r["ports"]] for r in ingress["serve"]] == [[9400], [8080]]
+    assert "from" not in ingress["serve"][1]
     assert [[p["port"] for p in r["ports"]] for r in ingress["sink"]] == [[9400]]
-    # A volume lake needs no S3 rule; apiFrom limits the callers of the API.
+    # A volume lake needs no S3 rule; apiFrom limits the callers of the API (not its scrapers).
     docs = render(LAKE_PVC, False)
     assert not any(_rule_on(rules, 443) for c, rules in _egress(docs).items() if c in ("sink", "serve"))
-    assert _ingress(docs)["serve"][0]["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]
+    assert _ingress(docs)["serve"][1]["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]
 
 
 @pytest.mark.parametrize(

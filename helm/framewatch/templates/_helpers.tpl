@@ -89,17 +89,13 @@ serve: [serve]
 The pod template every component shares: security context, probes on the metrics port,
 config and state volumes, Kafka and secret environment. Call with
 (dict "root" $ "component" "ingest" "values" .Values.ingest "extraEnv" list); optional keys:
-"extraVolumes"/"extraMounts" (lists) and "api" (a port: the container serves that port, named http,
-instead of the metrics port, and is probed on "probePath" there).
+"extraVolumes"/"extraMounts" (lists) and "api" (a port the container also serves, named http).
 */}}
 {{- define "framewatch.podTemplate" -}}
 {{- $root := .root }}
 {{- $v := .values }}
 {{- $args := index (include "framewatch.components" $root | fromYaml) .component }}
 {{- $probe := dict "port" "metrics" "live" "/healthz" "ready" "/readyz" }}
-{{- if .api }}
-{{- $probe = dict "port" "http" "live" .probePath "ready" .probePath }}
-{{- end }}
 metadata:
   labels:
     {{- include "framewatch.componentLabels" . | nindent 4 }}
@@ -128,9 +124,14 @@ spec:
       args:
         {{- toYaml $args | nindent 8 }}
       ports:
-        - name: {{ $probe.port }}
-          containerPort: {{ .api | default $root.Values.metrics.port }}
+        - name: metrics
+          containerPort: {{ $root.Values.metrics.port }}
           protocol: TCP
+        {{- with .api }}
+        - name: http
+          containerPort: {{ . }}
+          protocol: TCP
+        {{- end }}
       env:
         - name: FRAMEWATCH_KAFKA_BOOTSTRAP
           value: {{ $root.Values.kafka.bootstrapServers | quote }}
