@@ -3,6 +3,7 @@ the subscriptions the API edits (see alerts.live)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -25,7 +26,7 @@ from framewatch.kafka_io import (
     run_stage,
 )
 from framewatch.metrics import NotifyMetrics, PipelineMetrics
-from framewatch.processing.alerts.delivery import DeliveryLog, Notifier
+from framewatch.processing.alerts.delivery import DeliveryLog, Notifier, send
 from framewatch.processing.alerts.live import SubscriptionFollower
 from framewatch.processing.alerts.subscriptions import Subscription, load_subscriptions
 from framewatch.service import Component, load_settings, run_component, user_errors
@@ -80,6 +81,7 @@ def run_notifier(
             [], delivery_log, metrics, max_attempts=settings.notify_max_attempts,
             backoff_base_s=settings.notify_backoff_base_s, timeout_s=settings.notify_timeout_s,
             failing_after=settings.notify_failing_after, sleep=sleep,
+            sender=functools.partial(send, public_url=settings.public_url),
         )
         component.closing("notifier", notifier.close)
 

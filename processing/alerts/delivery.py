@@ -22,6 +22,7 @@ in parallel, so a slow or dead endpoint never holds up the others.
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import smtplib
@@ -29,6 +30,7 @@ import sqlite3
 import ssl
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ import httpx
 from framewatch import contracts
 from framewatch.contracts import Alert
 from framewatch.metrics import NotifyMetrics
+from framewatch.processing.alerts.chart import evidence_png
 from framewatch.processing.alerts.signing import signed_headers
 from framewatch.processing.alerts.subscriptions import Channel, Subscription, matches
 from framewatch.timeutil import format_utc, utcnow
@@ -58,12 +61,21 @@ def delivery_id(alert_key: str, subscriber: str) -> str:
     return contracts.stable_id(alert_key, subscriber)
 
 
-def webhook_body(alert: Alert, subscriber: str) -> bytes:
-    """JSON body of a webhook: the alert with its evidence."""
+def alert_url(alert: Alert, public_url: str | None) -> str | None:
+    """The alert's page in the workbench, when the workbench's public address is configured."""
+    if not public_url:
+        return None
+    return f"{public_url.rstrip('/')}/ui/alerts/{urllib.parse.quote(alert.key, safe='')}"
+
+
+def webhook_body(alert: Alert, subscriber: str, public_url: str | None = None) -> bytes:
+    """JSON body of a webhook: the alert with its evidence (and its page, when known)."""
     payload = {
         "delivery_id": delivery_id(alert.key, subscriber), "subscriber": subscriber,
         "alert": contracts.to_dict(alert),
     }
+    if (url := alert_url(alert, public_url)) is not None:
+        payload["alert_url"] = url
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
 
@@ -90,9 +102,12 @@ def slack_link(url: str, label: str) -> str:
     return f"<{safe_url}|{slack_escape(label)}>"
 
 
-def slack_body(alert: Alert) -> bytes:
-    """Slack-compatible incoming-webhook body (every value from a feed escaped)."""
+def slack_body(alert: Alert, public_url: str | None = None) -> bytes:
+    """Slack-compatible incoming-webhook body (every value from a feed escaped); the alert's page
+    (chart, evidence, items) linked when the workbench's address is known."""
     lines = [f"*framewatch* {slack_escape(summary(alert))}"]
+    if (url := alert_url(alert, public_url)) is not None:
+        lines.append(slack_link(url, "Open the alert: chart, evidence and items"))
     for item in alert.top_items:
         title = item.title or item.url or "(untitled)"
         link = slack_link(item.url, title) if item.url else slack_escape(title)
@@ -101,17 +116,27 @@ def slack_body(alert: Alert) -> bytes:
     return json.dumps({"text": "\n".join(lines)}, ensure_ascii=False).encode("utf-8")
 
 
-def email_message(alert: Alert, channel: Channel) -> EmailMessage:
-    """The e-mail of an alert."""
+def email_message(alert: Alert, channel: Channel, public_url: str | None = None) -> EmailMessage:
+    """The e-mail of an alert: text, and an HTML part with its chart inline and a link to its page."""
     msg = EmailMessage()
     msg["Subject"] = f"framewatch: {alert.frame} rising in {alert.watch_id} (score {alert.score:.1f})"
     msg["From"] = channel.sender or ""
     msg["To"] = ", ".join(channel.to)
-    body = [summary(alert), ""]
+    url = alert_url(alert, public_url)
+    body = [summary(alert), *([f"Open the alert: {url}"] if url else []), ""]
     for item in alert.top_items:
         body += [f"- {item.title or '(untitled)'} ({item.outlet or 'unknown outlet'})", f"  {item.url or ''}",
                  f"  {(item.passage or '')[:300]}", ""]
     msg.set_content("\n".join(body))
+    png = evidence_png(alert)
+    page = f'<p><a href="{html.escape(url)}">Open the alert: chart, evidence and items</a></p>' if url else ""
+    items = "".join(f"<li>{html.escape(item.title or '(untitled)')} ({html.escape(item.outlet or 'unknown outlet')})"
+                    f"<br>{html.escape((item.passage or '')[:300])}</li>" for item in alert.top_items)
+    chart = '<p><img src="cid:chart" alt="share of the frame against its baseline"></p>' if png else ""
+    msg.add_alternative(f"<p>{html.escape(summary(alert))}</p>{chart}{page}<ul>{items}</ul>", subtype="html")
+    html_part = msg.get_body(("html",))
+    if png and isinstance(html_part, EmailMessage):
+        html_part.add_related(png, "image", "png", cid="<chart>")
     return msg
 
 
@@ -122,7 +147,7 @@ def tls_context(channel: Channel) -> ssl.SSLContext:
     return ctx
 
 
-def send_email(alert: Alert, ch: Channel, timeout_s: float) -> None:
+def send_email(alert: Alert, ch: Channel, timeout_s: float, public_url: str | None = None) -> None:
     """Send the alert's e-mail over the channel's TLS mode; never log in over plain text."""
     host = ch.smtp_host or ""
     if ch.tls == "implicit":
@@ -140,7 +165,7 @@ def send_email(alert: Alert, ch: Channel, timeout_s: float) -> None:
             if ch.tls == "none":  # the loader refuses this too; a second line of defence
                 raise DeliveryError("refusing to log in without TLS")
             smtp.login(ch.username, ch.password)
-        smtp.send_message(email_message(alert, ch))
+        smtp.send_message(email_message(alert, ch, public_url))
 
 
 def post_within(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> int:
@@ -168,13 +193,14 @@ def post_within(url: str, body: bytes, headers: dict[str, str], timeout_s: float
         client.close()
 
 
-def send(alert: Alert, sub: Subscription, timeout_s: float) -> None:
-    """Deliver *alert* to *sub* once; raises on any failure (HTTP status >= 300 included)."""
+def send(alert: Alert, sub: Subscription, timeout_s: float, public_url: str | None = None) -> None:
+    """Deliver *alert* to *sub* once; raises on any failure (HTTP status >= 300 included).
+    *public_url*: the workbench's address, for a link to the alert's page."""
     ch = sub.channel
     if ch.type == "email":
-        send_email(alert, ch, timeout_s)
+        send_email(alert, ch, timeout_s, public_url)
         return
-    body = webhook_body(alert, sub.subscriber) if ch.type == "webhook" else slack_body(alert)
+    body = webhook_body(alert, sub.subscriber, public_url) if ch.type == "webhook" else slack_body(alert, public_url)
     headers = {"Content-Type": "application/json"}
     if ch.secret is not None:
         # signed per attempt: the timestamp is this attempt's, the id the delivery's
