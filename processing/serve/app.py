@@ -8,26 +8,27 @@ schema describes all of it. Write routes live in :mod:`.writes`.
 
 import logging
 import threading
-from collections.abc import Callable, Hashable
+import time
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import polars as pl
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from framewatch.contracts import ANY, BUCKETS
 from framewatch.errors import ConfigError
+from framewatch.metrics import LATENCY_BUCKETS, NAMESPACE
 from framewatch.processing.serve import items as item_queries
 from framewatch.processing.serve import models as m
 from framewatch.processing.serve import reads
 from framewatch.processing.serve.auth import TokenStore, require
 from framewatch.processing.serve.cache import ResultCache
 from framewatch.processing.serve.lake import AGGREGATES, FRAMED_ITEMS, Lake
-from framewatch.processing.serve.observe import ApiMetrics, instrument
 from framewatch.processing.serve.subscriptions import SubscriptionBook
 from framewatch.processing.serve.topics import BrokerUnavailable, TopicWriter
 from framewatch.settings import Settings
@@ -44,6 +45,39 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (503, "Kafka is unreachable (writes, subscriptions), or the lake cannot be read now."))
 }
 EXPORT_TYPES = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+
+
+# --- the API's own metrics, served on FRAMEWATCH_METRICS_PORT by the cli like every component's
+
+UNMATCHED = "unmatched"  # a path no route serves: one label, not one per path a stranger tries
+
+
+class ApiMetrics:
+    """Requests and their duration, labelled by the route's template (``/api/v1/items/{key}``)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter("api_requests", "API requests by route template, method and status.",
+                                ["route", "method", "status"], namespace=NAMESPACE, registry=registry)
+        self.seconds = Histogram("api_request_duration_seconds", "Time to answer an API request, by route template.",
+                                 ["route"], namespace=NAMESPACE, registry=registry, buckets=LATENCY_BUCKETS)
+
+
+def instrument(app: FastAPI, metrics: ApiMetrics) -> None:
+    """Count and time every request *app* answers."""
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            template = getattr(route, "path", None) or UNMATCHED
+            metrics.requests.labels(template, request.method, str(status)).inc()
+            metrics.seconds.labels(template).observe(time.perf_counter() - started)
 
 
 @dataclass
