@@ -31,12 +31,13 @@ from framewatch.processing.serve.cache import ResultCache
 from framewatch.processing.serve.lake import AGGREGATES, FRAMED_ITEMS, Lake
 from framewatch.processing.serve.subscriptions import SubscriptionBook
 from framewatch.processing.serve.topics import BrokerUnavailable, TopicWriter
-from framewatch.settings import Settings
+from framewatch.settings import LABELS, Settings
 from framewatch.timeutil import to_utc, utcnow
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1"
+QUEUE_DAYS = 14
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": m.Problem, "description": why} for code, why in (
         (400, "The request is not valid (a subscription the file loader rejects, a bad range)."),
@@ -274,6 +275,18 @@ def add_read_routes(router: APIRouter, ctx: ServeContext, paging: Paging) -> Non
             raise HTTPException(404, "no such item")
         return m.ItemDetail(**row)
 
+    @router.get("/queue", response_model=m.QueuePage, tags=["labels"])
+    def labelling_queue(page: Page, watch: str | None = None,
+                        days: Annotated[int, Query(ge=1, le=400, description="How far back passages come from.")] = QUEUE_DAYS
+                        ) -> m.QueuePage:
+        """The passages the model is least sure of, first; answer with a label (a frame or ``none``)
+        or a skip, and the passage leaves the queue."""
+        frame = reads.uncertain(ctx.lake, watch, ctx.now() - timedelta(days=days), answered(ctx))
+        offset, token = page_bounds(frame.height, page[0], page[1])
+        rows = frame.slice(offset, page[1]).to_dicts() if frame.height else []
+        return m.QueuePage(total=frame.height, offset=offset, next_page_token=token,
+                           entries=[m.QueueEntry(**{**r, "top": list(r["top"] or [])}) for r in rows])
+
     @router.get("/clusters", response_model=m.ClusterPage, tags=["read"])
     def list_clusters(page: Page, watch: str | None = None) -> m.ClusterPage:
         """Emergent clusters (segments' ``cluster`` values), largest first, with sample passages."""
@@ -283,6 +296,12 @@ def add_read_routes(router: APIRouter, ctx: ServeContext, paging: Paging) -> Non
         rows = frame.slice(offset, page[1]).to_dicts() if frame.height else []
         return m.ClusterPage(total=frame.height, offset=offset, next_page_token=token,
                              clusters=[m.Cluster(**r) for r in rows])
+
+
+def answered(ctx: ServeContext) -> set[str]:
+    """``item#index`` of the segments labelled (a frame or ``none``) or skipped on the labels topic."""
+    assert ctx.writer is not None
+    return {key for key, v in ctx.writer.read(LABELS).items() if v is not None and (v.get("frame") or v.get("skipped"))}
 
 
 def tokens_path(settings: Settings) -> Path:

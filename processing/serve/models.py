@@ -194,9 +194,30 @@ class PromoteResult(BaseModel):
 
 
 class LabelRequest(BaseModel):
-    """The frame an analyst gives a segment."""
+    """The frame an analyst gives a segment; ``none``: it carries none of the codebook's frames."""
 
     frame: str = Field(min_length=1, max_length=200)
+
+
+class QueueEntry(BaseModel):
+    """A passage the model is least sure of, waiting for an analyst's answer."""
+
+    item_key: str
+    segment_index: int
+    watch_id: str
+    title: str | None
+    published_at: datetime
+    text: str
+    frame: str | None = Field(description="The frame the model gave it.")
+    score: float
+    margin: float = Field(description="Score gap between its two closest frames: the smaller, the less sure.")
+    top: list[FrameScore]
+
+
+class QueuePage(Page):
+    """The labelling queue, the most uncertain passage first; labelled and skipped ones are gone."""
+
+    entries: list[QueueEntry]
 
 
 class Label(BaseModel):
@@ -208,6 +229,7 @@ class Label(BaseModel):
     by: str
     at: datetime
     topic: str
+    skipped: bool = False
 
 
 class Channel(BaseModel):

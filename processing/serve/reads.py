@@ -103,3 +103,27 @@ def clusters(lake: Lake, watch: str | None) -> pl.DataFrame:
             .agg(pl.len().alias("size"), pl.col("key").n_unique().alias("items"),
                  pl.col("text").sort().head(SAMPLES).alias("samples"))
             .sort(["size", "watch_id", "id"], descending=[True, False, False]).collect())
+
+
+def uncertain(lake: Lake, watch: str | None, since: datetime, done: set[str]) -> pl.DataFrame:
+    """The labelling queue: segments published since *since*, the most uncertain first (the smallest
+    margin between the two closest frames, then the lowest score), without reprints (an item's or a
+    segment's duplicate) and without segments in *done* (``item_key#index``: labelled or skipped)."""
+    lf = lake.scan(FRAMED_ITEMS, watch=watch, start=since)
+    if lf is None:
+        return pl.DataFrame()
+    if watch is not None:
+        lf = lf.filter(pl.col("watch_id") == watch)
+    seg = pl.col("segments").struct.field
+    rows = (lf.filter((pl.col("published_at") >= since) & pl.col("duplicate_of").is_null())
+            .select("key", "watch_id", "title", "published_at", "segments").explode("segments")
+            .filter(pl.col("segments").is_not_null())
+            .select(pl.col("key").alias("item_key"), "watch_id", "title", "published_at",
+                    seg("index").alias("segment_index"), seg("text").alias("text"), seg("frame").alias("frame"),
+                    seg("score").alias("score"), seg("margin").alias("margin"), seg("top").alias("top"),
+                    seg("duplicate_of").alias("copy_of"))
+            .filter(pl.col("copy_of").is_null() & (pl.col("text").str.len_chars() > 0))
+            .filter(~pl.format("{}#{}", "item_key", "segment_index").is_in(sorted(done)))
+            .drop("copy_of")
+            .sort(["margin", "score", "item_key", "segment_index"]))
+    return rows.collect()

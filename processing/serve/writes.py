@@ -32,19 +32,28 @@ def add_write_routes(router: APIRouter, ctx: "ServeContext", paging: "Paging") -
     assert ctx.writer is not None
     writer = ctx.writer
 
-    def _label(key: str, index: int, frame: str | None, who: TokenRecord) -> m.Label:
+    def _label(key: str, index: int, frame: str | None, who: TokenRecord, skipped: bool = False) -> m.Label:
         row = item_queries.detail(ctx.lake, key)
         if row is None or not any(s["index"] == index for s in row["segments"]):
             raise HTTPException(404, "no such item or segment")
         at = utcnow()
-        writer.put(LABELS, label_key(key, index), {"item_key": key, "segment_index": index, "frame": frame,
-                                                   "by": who.name, "at": format_utc(at)})
-        return m.Label(item_key=key, segment_index=index, frame=frame, by=who.name, at=at, topic=writer.topic(LABELS))
+        value: dict[str, Any] = {"item_key": key, "segment_index": index, "frame": frame, "by": who.name,
+                                 "at": format_utc(at)}
+        if skipped:
+            value["skipped"] = True
+        writer.put(LABELS, label_key(key, index), value)
+        return m.Label(item_key=key, segment_index=index, frame=frame, by=who.name, at=at, topic=writer.topic(LABELS),
+                       skipped=skipped)
 
     @router.put("/items/{key}/segments/{index}/label", response_model=m.Label, tags=["labels"])
     def set_label(key: str, index: Index, body: m.LabelRequest, who: Analyst) -> m.Label:
         """Give a segment a frame (kept on the compacted labels topic, with who and when)."""
         return _label(key, index, body.frame, who)
+
+    @router.post("/items/{key}/segments/{index}/skip", response_model=m.Label, tags=["labels"])
+    def skip(key: str, index: Index, who: Analyst) -> m.Label:
+        """Take a passage out of the labelling queue without a label (no frame, marked skipped)."""
+        return _label(key, index, None, who, skipped=True)
 
     @router.delete("/items/{key}/segments/{index}/label", response_model=m.Label, tags=["labels"])
     def clear_label(key: str, index: Index, who: Analyst) -> m.Label:

@@ -46,7 +46,7 @@ async def form_of(request: Request) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
 
 
-async def relay(request: Request, sessions: Sessions, method: str, path: str, body: dict[str, Any]) -> httpx.Response:
+async def relay(request: Request, sessions: Sessions, method: str, path: str, body: dict[str, Any] | None) -> httpx.Response:
     """Call the API's own endpoint in-process with the login's token."""
     transport = httpx.ASGITransport(app=request.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://workbench", timeout=60) as client:
@@ -54,7 +54,7 @@ async def relay(request: Request, sessions: Sessions, method: str, path: str, bo
                                     headers={"Authorization": f"Bearer {sessions.token(request)}"})
 
 
-def _problem(resp: httpx.Response) -> str:
+def problem(resp: httpx.Response) -> str:
     try:
         return str(resp.json().get("detail"))[:300]
     except ValueError:
@@ -98,7 +98,7 @@ def add_form_routes(router: APIRouter, ctx: ServeContext, sessions: Sessions) ->
                       relay(request, sessions, "PUT", path, {"frame": frame}))
         back = f"/ui/items/{quote(key, safe=':')}"
         if resp.status_code != 200:
-            return RedirectResponse(f"{back}?{urlencode({'error': _problem(resp)})}#segment-{index}", status_code=303)
+            return RedirectResponse(f"{back}?{urlencode({'error': problem(resp)})}#segment-{index}", status_code=303)
         done = urlencode({"saved": index, "label": frame or "cleared"})
         return RedirectResponse(f"{back}?{done}#segment-{index}", status_code=303)
 
@@ -112,7 +112,7 @@ def add_form_routes(router: APIRouter, ctx: ServeContext, sessions: Sessions) ->
         resp = await relay(request, sessions, "POST", f"/clusters/{quote(cluster, safe=':')}/promote", body)
         back = f"/ui/watches/{quote(watch, safe=':')}"
         if resp.status_code != 200:
-            return RedirectResponse(f"{back}?{urlencode({'error': _problem(resp)})}#clusters", status_code=303)
+            return RedirectResponse(f"{back}?{urlencode({'error': problem(resp)})}#clusters", status_code=303)
         return RedirectResponse(f"{back}?{urlencode({'promoted': resp.json()['detail']})}#clusters", status_code=303)
 
     @router.get("/ui/labels", response_class=HTMLResponse, include_in_schema=False)
@@ -161,6 +161,10 @@ def add_pages(app: FastAPI, ctx: ServeContext) -> None:
             raise HTTPException(404, "no such file")
         return found
 
+    # the queue's routes use this module's relay: imported here, not at the top (a cycle)
+    from framewatch.processing.workbench.queue import add_queue_routes
+
     pages.add_read_pages(router, ctx, sessions)
     add_form_routes(router, ctx, sessions)
+    add_queue_routes(router, ctx, sessions)
     app.include_router(router)

@@ -64,10 +64,10 @@ def write(root: Path, table: str, rows: list[dict[str, Any]], schema: dict[str, 
         part.drop("_day", "_watch").write_parquet(folder / name)
 
 
-def segment(index: int, text: str, frame: str | None, cluster: str | None = None) -> dict[str, Any]:
+def segment(index: int, text: str, frame: str | None, cluster: str | None = None, margin: float = 0.2) -> dict[str, Any]:
     """One segment row."""
     return {"index": index, "text": text, "text_hash": f"h{abs(hash(text)) % 10**8}", "frame": frame, "score": 0.7,
-            "margin": 0.2, "labels": [], "top": [{"frame": frame or "trade", "score": 0.7}],
+            "margin": margin, "labels": [], "top": [{"frame": frame or "trade", "score": 0.7}],
             "nearest_examples": [f"example of {frame}"], "duplicate_of": None, "cluster": cluster, "flags": []}
 
 
@@ -86,7 +86,7 @@ def framed_row(n: int, watch: str, published: datetime, offset: int, *, dup_of: 
     """One framed item; frame and outlet cycle with *n*."""
     frame = FRAMES[n % 3]
     item_id = f"item{n:03d}"
-    segs = [segment(0, text or f"passage {n} about {frame}", frame, cluster), segment(1, f"second passage {n}", frame)]
+    segs = [segment(0, text or f"passage {n} about {frame}", frame, cluster), segment(1, f"second passage {n}", frame, margin=0.01 * (n % 17))]
     return {
         "_partition": n % 2, "_offset": offset, "_written_at": published, "key": f"{watch}:{item_id}",
         "item_id": item_id, "watch_id": watch, "source_id": "src", "kind": "article", "published_at": published,

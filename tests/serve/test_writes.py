@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,9 +44,13 @@ def kafka_api(serve_factory: Callable[..., Running], tmp_path: Path) -> Running:
     return serve_factory(serve_subscriptions_file=path)
 
 
-def _analyst(api: Running) -> str:
+def _token(api: Running, name: str, role: str) -> str:
     with api.client() as c:
-        return str(c.post("/tokens", json={"name": "ana", "role": "analyst"}).json()["token"])
+        return str(c.post("/tokens", json={"name": name, "role": role}).json()["token"])
+
+
+def _analyst(api: Running) -> str:
+    return _token(api, "ana", "analyst")
 
 
 def test_labels_are_set_and_cleared_on_the_compacted_topic(kafka_api: Running) -> None:
@@ -149,3 +154,40 @@ def test_a_test_alert_goes_through_the_notifiers_delivery(kafka_api: Running, re
     assert payload["subscriber"] == "hook" and payload["alert"]["rule"] == "test"
     assert headers["webhook-signature"].startswith("v1,")
     assert failed["delivered"] is False and failed["error"]
+
+
+def _all_entries(client: Any) -> list[dict[str, Any]]:
+    """Every queue entry of china-scs, page after page."""
+    out: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"watch": "china-scs"}
+    while True:
+        body = client.get("/queue", params=params).json()
+        out += body["entries"]
+        if body["next_page_token"] is None:
+            return out
+        params["page_token"] = body["next_page_token"]
+
+
+def test_the_queue_offers_the_least_sure_passages_first_and_forgets_answered_ones(kafka_api: Running) -> None:
+    analyst = _analyst(kafka_api)
+    with kafka_api.client() as admin, kafka_api.client(analyst) as c:
+        first = admin.get("/queue", params={"watch": "china-scs"}).json()
+        entries = _all_entries(admin)
+        assert len(entries) == first["total"] > 40
+        margins = [e["margin"] for e in entries]
+        assert margins == sorted(margins) and margins[0] == 0.0
+        assert all(e["watch_id"] == "china-scs" for e in entries)
+        keys = {(e["item_key"], e["segment_index"]) for e in entries}
+        # reprints are not offered: item004, 007 and 010 are copies of item001
+        assert not {k for k, _ in keys} & {"china-scs:item004", "china-scs:item007", "china-scs:item010"}
+        top, second = entries[0], entries[1]
+        assert c.put(f"/items/{top['item_key']}/segments/{top['segment_index']}/label", json={"frame": "none"}).status_code == 200
+        skipped = c.post(f"/items/{second['item_key']}/segments/{second['segment_index']}/skip")
+        assert skipped.status_code == 200 and skipped.json()["skipped"] is True
+        after = _all_entries(admin)
+        assert {(e["item_key"], e["segment_index"]) for e in after} == keys - {
+            (top["item_key"], top["segment_index"]), (second["item_key"], second["segment_index"])}
+    viewer = _token(kafka_api, "vic", "viewer")
+    with kafka_api.client(viewer) as v:
+        assert v.get("/queue").status_code == 200  # a viewer sees the queue, answering needs an analyst
+        assert v.post(f"/items/{top['item_key']}/segments/0/skip").status_code == 403

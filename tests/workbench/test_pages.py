@@ -171,3 +171,29 @@ def test_promote_from_the_watch_page_is_relayed_to_the_api(workbench: Workbench)
         assert "error=" in bad.headers["location"]
     change = workbench.ctx.writer.read(CODEBOOK_CHANGES)["china-scs:emergent:9"]  # type: ignore[union-attr]
     assert change is not None and change["frame_id"] == "harbour" and change["by"] == "ana"
+
+
+def test_the_queue_page_answers_with_a_frame_none_or_skip_and_the_passage_leaves(workbench: Workbench) -> None:
+    kafka_or_skip()
+    with workbench.client("viewer") as v:
+        seen = v.get("/ui/queue?watch=china-scs").text
+        assert "Labelling queue" in seen and 'action="/ui/queue/answer"' not in seen  # a viewer cannot answer
+    with workbench.client("analyst") as c:
+        html = c.get("/ui/queue?watch=china-scs").text
+        token = csrf_of(html)
+        waiting = int(re.search(r"\((\d+) waiting", html).group(1))  # type: ignore[union-attr]
+        first = re.findall(r'name="item_key" value="([^"]+)">\s*<input type="hidden" name="segment_index" value="(\d+)"', html)
+        assert waiting > 3 and len(first) >= 3
+        answers = [("trade", first[0]), ("none", first[1]), ("skip", first[2])]
+        for choice, (key, index) in answers:
+            done = c.post("/ui/queue/answer", data={"csrf": token, "item_key": unescape(key), "segment_index": index,
+                                                    "answer": choice, "watch": "china-scs"})
+            assert done.status_code == 303 and "done=" in done.headers["location"], done.headers["location"]
+        after = c.get("/ui/queue?watch=china-scs").text
+        assert f"({waiting - 3} waiting" in after
+        assert c.post("/ui/queue/answer", data={"item_key": "x", "segment_index": "0", "answer": "trade"}).status_code == 403
+    stored = workbench.ctx.writer.read(LABELS)  # type: ignore[union-attr]
+    (k0, i0), (k1, i1), (k2, i2) = (a[1] for a in answers)
+    assert stored[f"{unescape(k0)}#{i0}"]["frame"] == "trade"  # type: ignore[index]
+    assert stored[f"{unescape(k1)}#{i1}"]["frame"] == "none"  # type: ignore[index]
+    assert stored[f"{unescape(k2)}#{i2}"]["skipped"] is True  # type: ignore[index]
