@@ -24,6 +24,7 @@ COMMANDS = {
     "eval": "framewatch.processing.analyst.cli:eval_cmd",
     "codebook": "framewatch.processing.analyst.cli:codebook",
     "dead-letters": "framewatch.dead_letters.cli:dead_letters",
+    "shifts": "framewatch.processing.changes.cli:shifts",
 }
 
 

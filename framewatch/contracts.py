@@ -419,9 +419,13 @@ class AlertItem:
 @dataclass(frozen=True, slots=True)
 class Alert:
     """A framing shift worth telling someone about (topic ``alerts``, keyed by ``key``:
-    ``watch:frame:window_start``), with the evidence behind it."""
+    ``watch:frame:window_start``), with the evidence behind it.
 
-    SCHEMA_VERSION: typing.ClassVar[int] = 1
+    Version 2 adds the change's ``kind`` (spike, shift, drift or emergent) and, for shifts and
+    drifts, the estimated change point, the share before and after (with a 90% interval), the
+    detector, its false-alarm rate and the detection delay; v1 records decode with defaults."""
+
+    SCHEMA_VERSION: typing.ClassVar[int] = 2
 
     key: str
     watch_id: str
@@ -436,7 +440,16 @@ class Alert:
     score: float
     detected_at: datetime
     top_items: tuple[AlertItem, ...] = ()
-    schema_version: int = 1
+    kind: Literal["spike", "shift", "drift", "emergent"] = "spike"
+    change_point: datetime | None = None
+    share_before: float | None = None
+    share_after: float | None = None
+    share_after_low: float | None = None
+    share_after_high: float | None = None
+    detector: str | None = None
+    false_alarm_rate_per_week: float | None = None
+    delay_s: float | None = None
+    schema_version: int = 2
 
 
 def aggregate_key(row: AggregateRow) -> str:

@@ -124,7 +124,8 @@ class TrendMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.alerts = Counter(
-            "alerts", "Alerts raised, by watch, frame and rule.", ["watch", "frame", "rule"],
+            "alerts", "Alerts raised, by watch, frame, rule and kind (spike, shift, drift, emergent).",
+            ["watch", "frame", "rule", "kind"],
             namespace=NAMESPACE, registry=registry,
         )
         self.skipped = Counter(

@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     spike_baseline_halflife_h: float = Field(12.0, gt=0, description="Half-life of the EWMA baseline, in hours.")
     spike_min_baseline_items: int = Field(50, ge=1, description="Items the watch needs in the baseline before share_spike alerts.")
     spike_cooldown_s: float = Field(6 * 3600.0, ge=0, description="Quiet time after an alert before the same watch x frame alerts again.")
+    alert_sensitivity: Literal["low", "medium", "high"] = Field("medium", description="Shift and drift detection: false alarms per watch x frame and detector of 1 in 2 years (low), 1 in 32 weeks (medium) or 1 in 8 weeks (high); each threshold is calibrated by simulation to that rate at the watch's volume (processing/changes).")
+    shift_design_lift: float = Field(0.5, gt=0, le=10, description="Relative share rise the shift CUSUM is tuned to find fastest (0.5 = +50%); smaller or larger shifts are found too, more slowly.")
     emergent_min_count: int = Field(8, ge=1, description="Fewest items of a new emergent framing in the window for an emergent_growth alert.")
     emergent_growth_factor: float = Field(3.0, gt=1, description="Growth over the previous window an emergent framing needs to alert.")
     emergent_new_within_s: float = Field(2 * 86400.0, gt=0, description="An emergent framing first seen longer ago than this is no longer new.")
@@ -133,6 +135,7 @@ class Settings(BaseSettings):
     # --- read model: the API (owner: processing/serve) ---------------------------------------
     serve_host: str = Field("127.0.0.1", description="Address `framewatch serve` listens on (loopback unless set; 0.0.0.0 in containers).")
     serve_port: int = Field(8080, ge=0, le=65535, description="Port of `framewatch serve` (0 picks a free port).")
+    public_url: str | None = Field(None, pattern=r"^https?://[^\s]+$", description="Address where analysts reach the workbench (e.g. https://framewatch.example.org): alert messages link to the alert's page there; unset, they carry no link.")
     serve_page_max: int = Field(500, ge=1, le=10_000, description="Most rows one API response lists; longer results are paged.")
     serve_export_max_rows: int = Field(100_000, ge=1, le=10_000_000, description="Most rows one /items/export streams; a larger result is refused (413) with a hint to narrow the query.")
     serve_admin_token: SecretStr | None = Field(None, description="Bootstrap admin token of `framewatch serve` (from a Secret); only its sha256 is kept in memory, never logged.")

@@ -28,6 +28,7 @@ from framewatch.kafka_io import (
     run_stage,
 )
 from framewatch.metrics import PipelineMetrics, TrendMetrics
+from framewatch.processing.changes.detector import ChangeConfig, ChangeDetector
 from framewatch.processing.trends.collector import ShareOfVoiceCollector
 from framewatch.processing.trends.counts import AggregateState
 from framewatch.processing.trends.recovery import (
@@ -65,6 +66,11 @@ def spike_config(settings: Settings) -> SpikeConfig:
         emergent_growth_factor=settings.emergent_growth_factor,
         emergent_new_within_s=settings.emergent_new_within_s,
     )
+
+
+def change_config(settings: Settings) -> ChangeConfig:
+    """Shift and drift tuning from settings."""
+    return ChangeConfig(sensitivity=settings.alert_sensitivity, shift_lift=settings.shift_design_lift)
 
 
 def run_aggregator(
@@ -108,9 +114,10 @@ def _aggregate(
     state_topic = ensure_state_topic(settings)
     state = AggregateState(by_outlet=settings.aggregate_by_outlet)
     detector = SpikeDetector(spike_config(settings))
+    changes = ChangeDetector(change_config(settings))
     pipeline = PipelineMetrics(registry, COMPONENT)
     trend_metrics = TrendMetrics(registry)
-    log.info("remembered %d earlier alerts", restore_cooldowns(settings, detector, trend_metrics))
+    log.info("remembered %d earlier alerts", restore_cooldowns(settings, detector, trend_metrics, changes))
     lock = threading.Lock()  # the loop, rebalances and /metrics scrapes share the state
     retention = Retention(Horizons.from_settings(settings), wall_s=lambda: clock().timestamp())
     restorer = StateRestorer(settings, state, framed_topic, lock, retention)
@@ -122,7 +129,7 @@ def _aggregate(
         state, detector, owned=lambda: restorer.owned,
         evaluates=lambda watch: owner_partition(watch, n_partitions) in restorer.owned, state_topic=state_topic, aggregates_topic=settings.topic(AGGREGATES),
         alerts_topic=settings.topic(ALERTS), clock=clock, metrics=trend_metrics,
-        caught_up=lambda: backlog(consumer) == 0, retention=retention,
+        caught_up=lambda: backlog(consumer) == 0, retention=retention, changes=changes,
     )
     quiet = logging.getLogger("kafka.consumer.subscription_state")
     level = quiet.level

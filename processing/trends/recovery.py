@@ -28,6 +28,7 @@ from framewatch.contracts import AggregateRow, Alert
 from framewatch.errors import DecodeError
 from framewatch.kafka_io import Tail, ensure_topics, read_to_end
 from framewatch.metrics import TrendMetrics
+from framewatch.processing.changes.detector import DRIFT, SHIFT, ChangeDetector
 from framewatch.processing.trends.counts import AggregateState
 from framewatch.processing.trends.retention import Horizons, Retention
 from framewatch.processing.trends.spikes import SpikeDetector
@@ -124,7 +125,8 @@ def owner_partition(watch_id: str, partitions: int) -> int:
     return zlib.crc32(watch_id.encode("utf-8")) % max(1, partitions)
 
 
-def restore_cooldowns(settings: Settings, detector: SpikeDetector, metrics: TrendMetrics | None = None) -> int:
+def restore_cooldowns(settings: Settings, detector: SpikeDetector, metrics: TrendMetrics | None = None,
+                      changes: ChangeDetector | None = None) -> int:
     """Remember the alerts already raised, so a restart does not raise them again.
 
     Their alert counters start at 0 in this process, so ``increase()`` over a window that spans
@@ -135,8 +137,14 @@ def restore_cooldowns(settings: Settings, detector: SpikeDetector, metrics: Tren
             alert = contracts.decode(Alert, value or b"")
         except DecodeError:
             continue
-        detector.remember(alert.watch_id, alert.frame, int(alert.window_start.timestamp()))
+        if alert.kind in (SHIFT, DRIFT):
+            if changes is not None:
+                changes.remember(alert.watch_id, alert.frame, int(alert.window_end.timestamp()),
+                                 alert.share_after if alert.share_after is not None else alert.observed_share,
+                                 int(alert.window_start.timestamp()))
+        else:
+            detector.remember(alert.watch_id, alert.frame, int(alert.window_start.timestamp()))
         if metrics is not None:
-            metrics.alerts.labels(alert.watch_id, alert.frame, alert.rule)
+            metrics.alerts.labels(alert.watch_id, alert.frame, alert.rule, alert.kind)
         n += 1
     return n

@@ -1,6 +1,6 @@
 """The aggregator's stage: framed records in, state + partial aggregates + alerts out.
 
-Given its in-memory state (``AggregateState`` and ``SpikeDetector``) the stage is a function
+Given its in-memory state (``AggregateState``, ``SpikeDetector`` and ``ChangeDetector``) the stage is a function
 of the batch; the Kafka loop (``run_stage``) produces its output and commits. Outputs, in order:
 changed contributions, then the retention step's sealed days and tombstones to the compacted
 ``aggregate-state`` topic, absolute partial aggregate rows for every bucket the batch touched to
@@ -22,6 +22,7 @@ from framewatch.contracts import AggregateContribution, Alert, FramedItem, alert
 from framewatch.errors import DecodeError
 from framewatch.kafka_io import Failure, Message, Outgoing, StageOutput
 from framewatch.metrics import TrendMetrics
+from framewatch.processing.changes.detector import Change, ChangeDetector
 from framewatch.processing.trends.codec import (
     contribution_of,
     contribution_to_json,
@@ -30,7 +31,7 @@ from framewatch.processing.trends.codec import (
 )
 from framewatch.processing.trends.counts import AggregateState
 from framewatch.processing.trends.retention import ALREADY_SEALED, TOO_LATE, Expired, Retention
-from framewatch.processing.trends.spikes import Evaluation, SpikeDetector
+from framewatch.processing.trends.spikes import EMERGENT_GROWTH, Evaluation, SpikeDetector
 from framewatch.timeutil import format_utc
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,25 @@ def alert_of(ev: Evaluation, state: AggregateState, detected_at: datetime) -> Al
         observed_count=ev.count, window_items=ev.total, score=round(ev.score, 4),
         detected_at=detected_at,
         top_items=state.top_items(ev.watch, ev.frame, ev.window_start_s, ev.window_end_s),
+        kind="emergent" if ev.rule == EMERGENT_GROWTH else "spike",
+    )
+
+
+def change_alert(ch: Change, state: AggregateState, detected_at: datetime) -> Alert:
+    """The alert record of a shift or drift: from its change point to the last hour seen, with
+    the share before and after, the detector and its rate, and the top items since the change."""
+    start = datetime.fromtimestamp(ch.change_point_s, UTC)
+    return Alert(
+        key=f"{alert_key(ch.watch, ch.frame, start)}:{ch.kind}", watch_id=ch.watch, frame=ch.frame,
+        rule=ch.detector, window_start=start, window_end=datetime.fromtimestamp(ch.detected_hour_s, UTC),
+        baseline_share=ch.share_before, observed_share=ch.share_after, observed_count=ch.count,
+        window_items=ch.total, score=ch.score, detected_at=detected_at,
+        top_items=state.top_items(ch.watch, ch.frame, ch.change_point_s, int(detected_at.timestamp()) + 1),
+        kind=ch.kind,  # type: ignore[arg-type]  # SHIFT or DRIFT
+        change_point=start, share_before=ch.share_before, share_after=ch.share_after,
+        share_after_low=ch.share_after_low, share_after_high=ch.share_after_high, detector=ch.detector,
+        false_alarm_rate_per_week=round(ch.false_alarms_per_week, 6),
+        delay_s=round(detected_at.timestamp() - ch.change_point_s, 1),
     )
 
 
@@ -105,9 +125,11 @@ class AggregateStage:
         caught_up: Callable[[], bool] | None = None,
         max_defer_s: float = 60.0,
         retention: Retention | None = None,
+        changes: ChangeDetector | None = None,
     ) -> None:
         self.state = state
         self.detector = detector
+        self.changes = changes  # shift and drift detection (None: spikes only)
         self.topics = (state_topic, aggregates_topic, alerts_topic)
         self.clock = clock
         self.metrics = metrics
@@ -168,13 +190,14 @@ class AggregateStage:
             self.pending = set()
             self._evaluated_at = time.monotonic()
         for watch in sorted(w for w in watches if self.evaluates is None or self.evaluates(w)):
-            fired = self.detector.evaluate(
-                self.state, watch, self.state.frames.get(watch, ()), now.timestamp(), self.state.first_seen
-            )
-            for ev in fired:
-                alert = alert_of(ev, self.state, now)
+            frames = self.state.frames.get(watch, ())
+            fired = self.detector.evaluate(self.state, watch, frames, now.timestamp(), self.state.first_seen)
+            alerts = [alert_of(ev, self.state, now) for ev in fired]
+            if self.changes is not None:
+                alerts += [change_alert(ch, self.state, now) for ch in self.changes.evaluate(self.state, watch, frames, now.timestamp())]
+            for alert in alerts:
                 out.append(Outgoing(alerts_topic, alert.key, contracts.encode(alert)))
-                log.info("alert %s %s score=%.2f count=%d", alert.rule, alert.key, alert.score, alert.observed_count)
+                log.info("alert %s %s %s score=%.2f count=%d", alert.kind, alert.rule, alert.key, alert.score, alert.observed_count)
                 if self.metrics is not None:
-                    self.metrics.alerts.labels(ev.watch, ev.frame, ev.rule).inc()
+                    self.metrics.alerts.labels(alert.watch_id, alert.frame, alert.rule, alert.kind).inc()
         return StageOutput(produce=out, failures=failures)
