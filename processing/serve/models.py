@@ -83,6 +83,15 @@ class Alert(BaseModel):
     score: float
     detected_at: datetime
     top_items: list[AlertItem]
+    kind: str = Field("spike", description="spike (one hour), shift (a step that holds), drift (a slow rise) or emergent.")
+    change_point: datetime | None = Field(None, description="Shifts and drifts: when the change is estimated to have begun.")
+    share_before: float | None = None
+    share_after: float | None = None
+    share_after_low: float | None = Field(None, description="90% interval of the share after the change.")
+    share_after_high: float | None = None
+    detector: str | None = None
+    false_alarm_rate_per_week: float | None = Field(None, description="The detector's stated false alarms per watch x frame and week.")
+    delay_s: float | None = Field(None, description="Seconds from the change point to the detection.")
 
 
 class AlertPage(Page):

@@ -84,7 +84,7 @@ def alert(lake: Lake, key: str) -> dict[str, Any] | None:
 
 def alert_record(row: dict[str, Any]) -> dict[str, Any]:
     """An alerts-table row as the API shows it."""
-    return {**row, "top_items": list(row.get("top_items") or [])}
+    return {**row, "top_items": list(row.get("top_items") or []), "kind": row.get("kind") or "spike"}  # v1 rows: spikes
 
 
 def clusters(lake: Lake, watch: str | None) -> pl.DataFrame:

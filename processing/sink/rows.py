@@ -55,6 +55,10 @@ ALERT_COLUMNS: dict[str, Any] = {
     "top_items": pl.List(pl.Struct({"title": pl.Utf8, "url": pl.Utf8, "outlet": pl.Utf8, "passage": pl.Utf8,
                                     "published_at": UTC_US})),
     "schema_version": pl.Int64,
+    # version 2: the change's kind and, for shifts and drifts, its evidence (null in v1 rows)
+    "kind": pl.Utf8, "change_point": UTC_US, "share_before": pl.Float64, "share_after": pl.Float64,
+    "share_after_low": pl.Float64, "share_after_high": pl.Float64, "detector": pl.Utf8,
+    "false_alarm_rate_per_week": pl.Float64, "delay_s": pl.Float64,
 }
 SCHEMAS: dict[str, dict[str, Any]] = {
     table: {**COORDINATES, **columns}

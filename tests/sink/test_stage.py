@@ -3,9 +3,15 @@ the contract's layout and columns, replays, bad records, compaction and its cras
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from datetime import timedelta
+
 import polars as pl
 import pytest
 
+from framewatch import contracts
+from framewatch.contracts import Alert
 from framewatch.processing.sink import compact
 from framewatch.processing.sink.layout import parse_batch_name
 from framewatch.processing.sink.rows import SCHEMAS
@@ -23,6 +29,8 @@ from tests.sink.records import (
     raw_value,
 )
 
+V1_ALERT_FIELDS = {"key", "watch_id", "frame", "rule", "window_start", "window_end", "baseline_share", "observed_share",
+                   "observed_count", "window_items", "score", "detected_at", "top_items", "schema_version"}
 TOPICS = {"p.raw-items": "raw-items", "p.framed-items": "framed-items", "p.aggregates": "aggregates",
           "p.alerts": "alerts"}
 
@@ -60,6 +68,23 @@ def test_a_batch_lands_in_the_contracts_folders_with_its_columns(lake: Lake) -> 
     assert agg["key"] == "scs|1h|2026-11-26T09:00:00Z|surveillance|*|p0" and agg["items"] == 3
     alert = lake.rows("alerts").row(0, named=True)
     assert alert["top_items"][0]["title"] == "Spike story" and alert["top_items"][0]["published_at"] == T0
+
+
+def test_a_shift_alert_keeps_its_evidence_and_a_version_1_alert_reads_as_a_spike(lake: Lake) -> None:
+    old = contracts.decode(Alert, alert_value())
+    shift = dataclasses.replace(old, key=old.key + ":shift", kind="shift", change_point=T0 - timedelta(hours=3),
+                                share_before=0.2, share_after=0.31, share_after_low=0.27, share_after_high=0.35,
+                                detector="binomial_cusum", false_alarm_rate_per_week=1 / 32, delay_s=7200.0)
+    v1 = json.loads(alert_value())
+    v1 = {k: v for k, v in v1.items() if k not in {f.name for f in dataclasses.fields(Alert)} - V1_ALERT_FIELDS}
+    v1["schema_version"] = 1
+    out = stage(lake)([message("p.alerts", 0, 0, json.dumps(v1).encode()), message("p.alerts", 0, 1, contracts.encode(shift))])
+    assert out.failures == []
+    rows = {r["key"]: r for r in lake.rows("alerts").to_dicts()}
+    got = rows[shift.key]
+    assert (got["kind"], got["change_point"], got["share_after_low"], got["detector"], got["delay_s"]) == (
+        "shift", T0 - timedelta(hours=3), 0.27, "binomial_cusum", 7200.0)
+    assert rows[old.key]["kind"] == "spike"  # decoded with the v2 default
 
 
 def test_the_same_batch_again_replaces_its_files(lake: Lake) -> None:
