@@ -80,11 +80,21 @@ def webhook_body(alert: Alert, subscriber: str, public_url: str | None = None) -
 
 
 def summary(alert: Alert) -> str:
-    """One-line human summary of an alert."""
+    """One-line human summary of an alert, in the words of its kind."""
+    if alert.kind in ("shift", "drift") and alert.change_point is not None and alert.share_after is not None:
+        before = alert.share_before if alert.share_before is not None else alert.baseline_share
+        interval = (f" (90%: {alert.share_after_low:.0%}-{alert.share_after_high:.0%})"
+                    if alert.share_after_low is not None and alert.share_after_high is not None else "")
+        rate = (f", about 1 false alarm in {1 / alert.false_alarm_rate_per_week:.0f} weeks"
+                if alert.false_alarm_rate_per_week else "")
+        found = f" {alert.delay_s / 3600:.1f} h later" if alert.delay_s is not None else ""
+        return (f"[{alert.watch_id}] {alert.frame} {'shifted up' if alert.kind == 'shift' else 'is drifting up'}: "
+                f"{before:.0%} -> {alert.share_after:.0%}{interval} since {format_utc(alert.change_point)}, "
+                f"found{found} by {alert.detector or alert.rule}{rate}")
     return (
         f"[{alert.watch_id}] {alert.frame}: {alert.observed_share:.0%} of {alert.window_items} items "
         f"({alert.observed_count}) vs baseline {alert.baseline_share:.0%}, score {alert.score:.1f} "
-        f"({alert.rule}, {format_utc(alert.window_start)}..{format_utc(alert.window_end)})"
+        f"({alert.kind}: {alert.rule}, {format_utc(alert.window_start)}..{format_utc(alert.window_end)})"
     )
 
 
@@ -119,7 +129,7 @@ def slack_body(alert: Alert, public_url: str | None = None) -> bytes:
 def email_message(alert: Alert, channel: Channel, public_url: str | None = None) -> EmailMessage:
     """The e-mail of an alert: text, and an HTML part with its chart inline and a link to its page."""
     msg = EmailMessage()
-    msg["Subject"] = f"framewatch: {alert.frame} rising in {alert.watch_id} (score {alert.score:.1f})"
+    msg["Subject"] = f"framewatch {alert.kind}: {alert.frame} rising in {alert.watch_id} (score {alert.score:.1f})"
     msg["From"] = channel.sender or ""
     msg["To"] = ", ".join(channel.to)
     url = alert_url(alert, public_url)

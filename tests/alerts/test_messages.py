@@ -48,3 +48,17 @@ def test_slack_and_webhooks_link_the_alerts_page() -> None:
     assert "<https://fw.example.org/ui/alerts/scs%3Asurveillance%3A" in text and "|Open the alert" in text
     body = json.loads(webhook_body(alert(), "desk", PUBLIC))
     assert body["alert_url"].startswith("https://fw.example.org/ui/alerts/scs%3Asurveillance%3A")
+
+
+def test_a_shift_is_told_with_its_change_point_shares_and_rate() -> None:
+    from datetime import timedelta
+
+    base = alert()
+    shift = dataclasses.replace(base, kind="shift", change_point=base.window_start - timedelta(hours=3), share_before=0.2,
+                                share_after=0.31, share_after_low=0.27, share_after_high=0.35, detector="binomial_cusum",
+                                false_alarm_rate_per_week=1 / 32, delay_s=7200.0)
+    text = json.loads(slack_body(shift))["text"]
+    assert "surveillance shifted up: 20% -&gt; 31% (90%: 27%-35%) since" in text
+    assert "found 2.0 h later by binomial_cusum, about 1 false alarm in 32 weeks" in text
+    assert email_message(shift, MAIL)["Subject"].startswith("framewatch shift: surveillance")
+    assert "(spike: share_spike" in json.loads(slack_body(base))["text"]
