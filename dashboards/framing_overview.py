@@ -23,6 +23,11 @@ WATCH = 'watch="$watch"'
 ALL_OUTLETS = 'outlet=~"all|"'
 
 
+def alerts_of(kinds: str) -> str:
+    """Where the watch raised alerts of *kinds* (a regex of Alert.kind values)."""
+    return f'sum by (frame, rule, kind) (increase(framewatch_alerts_total{{{WATCH},kind=~"{kinds}"}}[$__interval])) > 0'
+
+
 def build() -> Dashboard:
     """The Framing overview dashboard."""
     return (
@@ -34,13 +39,10 @@ def build() -> Dashboard:
         )
         .with_variable(label_variable("watch", "Watch", "framewatch_share_of_voice"))
         .with_variable(window_variable())
-        .annotation(
-            annotation(
-                "Alerts",
-                f"sum by (frame, rule) (increase(framewatch_alerts_total{{{WATCH}}}[$__interval])) > 0",
-                "red",
-            )
-        )
+        # one marker series per kind of change: spikes (and emergent framings), shifts, drifts
+        .annotation(annotation("Spikes", alerts_of("spike|emergent"), "red"))
+        .annotation(annotation("Shifts", alerts_of("shift"), "orange"))
+        .annotation(annotation("Drifts", alerts_of("drift"), "purple"))
         .with_row(Row("Framing"))
         .with_panel(
             time_series(

@@ -95,7 +95,9 @@ def test_required_panels_exist() -> None:
     assert {"Share by outlet", "Volume against baseline"} <= titles["framewatch-watch-drilldown"]
     assert {"Consumer lag", "Dead letters per second", "Embedding latency", "Components up"} <= titles["framewatch-pipeline-health"]
     overview = dict(_models())["framewatch-framing-overview"]
-    assert overview["annotations"]["list"][0]["expr"].count("framewatch_alerts_total") == 1
+    marks = {a["name"]: a["expr"] for a in overview["annotations"]["list"] if "expr" in a}
+    assert {"Spikes", "Shifts", "Drifts"} <= set(marks)
+    assert 'kind=~"shift"' in marks["Shifts"] and 'kind=~"drift"' in marks["Drifts"]
 
 
 def _all_exprs() -> list[tuple[str, str]]:
