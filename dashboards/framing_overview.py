@@ -24,8 +24,11 @@ ALL_OUTLETS = 'outlet=~"all|"'
 
 
 def alerts_of(kinds: str) -> str:
-    """Where the watch raised alerts of *kinds* (a regex of Alert.kind values)."""
-    return f'sum by (frame, rule, kind) (increase(framewatch_alerts_total{{{WATCH},kind=~"{kinds}"}}[$__interval])) > 0'
+    """Where the watch raised alerts of *kinds* (a regex of Alert.kind values). A counter's series
+    is born at 1 with its first alert, which increase() cannot see: the second term marks it."""
+    series = f'framewatch_alerts_total{{{WATCH},kind=~"{kinds}"}}'
+    by = "sum by (frame, rule, kind)"
+    return f"({by} (increase({series}[$__interval])) > 0) or ({by} ({series}) unless {by} ({series} offset $__interval))"
 
 
 def build() -> Dashboard:
