@@ -115,7 +115,8 @@ class IngestMetrics:
 
 # --- framing shifts: aggregation, spikes, notifications ---------------------------------------
 
-NOTIFY_OUTCOMES = ("delivered", "retried", "failed", "duplicate", "skipped_failing")
+NOTIFY_OUTCOMES = ("delivered", "retried", "failed", "duplicate", "skipped_failing", "queued", "digest_delivered",
+                   "digest_failed")
 
 
 class TrendMetrics:

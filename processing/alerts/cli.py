@@ -9,6 +9,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -26,15 +27,19 @@ from framewatch.kafka_io import (
     run_stage,
 )
 from framewatch.metrics import NotifyMetrics, PipelineMetrics
+from framewatch.processing.alerts import digest
 from framewatch.processing.alerts.delivery import DeliveryLog, Notifier, send
+from framewatch.processing.alerts.digest import DigestBook
 from framewatch.processing.alerts.live import SubscriptionFollower
 from framewatch.processing.alerts.subscriptions import Subscription, load_subscriptions
 from framewatch.service import Component, load_settings, run_component, user_errors
 from framewatch.settings import ALERTS, DEAD_LETTERS, SUBSCRIPTIONS, Settings
+from framewatch.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
 COMPONENT = "notify"
+DIGEST_EVERY_S = 10.0
 
 
 def group_id(settings: Settings) -> str:
@@ -67,8 +72,10 @@ def run_notifier(
     idle_stop_s: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
     on_ready: Callable[[int], None] | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> int:
-    """Run the notifier until *stop* is set; raises ConfigError before start on a bad file."""
+    """Run the notifier until *stop* is set; raises ConfigError before start on a bad file.
+    *clock* decides when a digest's period has ended."""
     file = None if subscriptions_path is None else Path(subscriptions_path)
     if file is not None:
         load_subscriptions(file)  # fail fast, before touching Kafka
@@ -77,11 +84,13 @@ def run_notifier(
         metrics = NotifyMetrics(component.registry)
         delivery_log = DeliveryLog(settings.state_dir / "notify" / "deliveries.sqlite3")
         component.closing("delivery log", delivery_log.close)
+        digests = DigestBook(settings.state_dir / "notify" / "digests.sqlite3")
+        component.closing("digests", digests.close)
         notifier = Notifier(
             [], delivery_log, metrics, max_attempts=settings.notify_max_attempts,
             backoff_base_s=settings.notify_backoff_base_s, timeout_s=settings.notify_timeout_s,
             failing_after=settings.notify_failing_after, sleep=sleep,
-            sender=functools.partial(send, public_url=settings.public_url),
+            sender=functools.partial(send, public_url=settings.public_url), queue_digest=digests.add,
         )
         component.closing("notifier", notifier.close)
 
@@ -101,12 +110,20 @@ def run_notifier(
         log.info("notifier: %d subscriptions (file %s, overlaid with topic %s)", len(notifier.subscriptions),
                  file or "none", settings.topic(SUBSCRIPTIONS))
         pipeline = PipelineMetrics(component.registry, COMPONENT)
+        last_flush = [-DIGEST_EVERY_S]
+
+        def send_due() -> StageOutput:
+            # digests whose period ended go out on idle turns, at most every DIGEST_EVERY_S
+            if time.monotonic() - last_flush[0] >= DIGEST_EVERY_S:
+                last_flush[0] = time.monotonic()
+                digest.flush(digests, notifier, clock(), settings.public_url)
+            return StageOutput(produce=[])
         while True:
             try:
                 return run_stage(
                     consumer=consumer, producer=producer, stage=notify_stage(notifier), settings=settings,
                     metrics=pipeline, stop=component.stop, max_batches=max_batches,
-                    idle_stop_s=idle_stop_s, heartbeat=component.heartbeat.beat,
+                    idle_stop_s=idle_stop_s, heartbeat=component.heartbeat.beat, idle=send_due,
                 )
             except CommitFailedError:
                 # the group rebalanced under the batch: its offsets go uncommitted and it is read

@@ -158,7 +158,12 @@ def tls_context(channel: Channel) -> ssl.SSLContext:
 
 
 def send_email(alert: Alert, ch: Channel, timeout_s: float, public_url: str | None = None) -> None:
-    """Send the alert's e-mail over the channel's TLS mode; never log in over plain text."""
+    """Send the alert's e-mail over the channel's TLS mode."""
+    smtp_send(email_message(alert, ch, public_url), ch, timeout_s)
+
+
+def smtp_send(msg: EmailMessage, ch: Channel, timeout_s: float) -> None:
+    """Send *msg* over the channel's TLS mode; never log in over plain text."""
     host = ch.smtp_host or ""
     if ch.tls == "implicit":
         smtp: smtplib.SMTP = smtplib.SMTP_SSL(host, ch.smtp_port, timeout=timeout_s, context=tls_context(ch))
@@ -175,7 +180,7 @@ def send_email(alert: Alert, ch: Channel, timeout_s: float, public_url: str | No
             if ch.tls == "none":  # the loader refuses this too; a second line of defence
                 raise DeliveryError("refusing to log in without TLS")
             smtp.login(ch.username, ch.password)
-        smtp.send_message(email_message(alert, ch, public_url))
+        smtp.send_message(msg)
 
 
 def post_within(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> int:
@@ -329,8 +334,10 @@ class Notifier:
         failing_after: int = 3,
         sender: Callable[[Alert, Subscription, float], None] = send,
         sleep: Callable[[float], None] = time.sleep,
+        queue_digest: Callable[[Subscription, Alert], bool] | None = None,
     ) -> None:
         self.subscriptions = list(subscriptions)
+        self.queue_digest = queue_digest  # digest subscriptions: queued, sent once their period ends
         self.log = delivery_log
         self.metrics = metrics
         self.max_attempts = max_attempts
@@ -351,6 +358,10 @@ class Notifier:
             for sub in self.subscriptions:
                 pair = (alert.key, sub.subscriber)
                 if not matches(sub, alert):
+                    continue
+                if sub.digest is not None and self.queue_digest is not None:
+                    if self.queue_digest(sub, alert):
+                        self._count(sub.channel.type, "queued")
                     continue
                 if pair in seen or self.log.delivered(*pair):
                     outcomes.append(Outcome(alert.key, sub.subscriber, sub.channel.type, "duplicate", 0))

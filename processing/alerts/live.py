@@ -27,7 +27,7 @@ from framewatch.settings import SUBSCRIPTIONS, Settings
 
 log = logging.getLogger(__name__)
 
-ENTRY_FIELDS = ("subscriber", "watch", "frames", "min_score", "rules")
+ENTRY_FIELDS = ("subscriber", "watch", "frames", "min_score", "rules", "kinds", "digest")
 FOLLOW_INTERVAL_S = 1.0
 
 

@@ -13,6 +13,8 @@ Example::
           secret_env: POLICY_DESK_SECRET   # signing key (whsec_<base64> or any string), from this variable
       - subscriber: newsroom
         watch: china-scs
+        kinds: [shift, drift]       # spike | shift | drift | emergent (default: every kind)
+        digest: daily               # daily | weekly: one message a period listing each change
         channel: {type: slack, url: https://hooks.slack.com/services/T/B/X}
       - subscriber: analyst
         watch: "*"
@@ -80,6 +82,12 @@ class Subscription:
     min_score: float
     channel: Channel
     rules: tuple[str, ...] | None = None
+    kinds: tuple[str, ...] | None = None  # spike, shift, drift, emergent; None = every kind
+    digest: str | None = None  # daily | weekly: one message per period instead of one per alert
+
+
+KINDS = ("spike", "shift", "drift", "emergent")
+DIGESTS = ("daily", "weekly")
 
 
 def matches(sub: Subscription, alert: Alert) -> bool:
@@ -88,6 +96,7 @@ def matches(sub: Subscription, alert: Alert) -> bool:
         sub.watch in (ANY, alert.watch_id)
         and (sub.frames is None or alert.frame in sub.frames)
         and (sub.rules is None or alert.rule in sub.rules)
+        and (sub.kinds is None or alert.kind in sub.kinds)
         and alert.score >= sub.min_score
     )
 
@@ -155,7 +164,7 @@ def load_subscriptions(path: str | Path, env: Mapping[str, str] | None = None) -
 
 
 def _subscription(doc: _Doc, node: yaml.Node, where: str, env: Mapping[str, str]) -> Subscription:
-    f = doc.fields(node, where, {"subscriber", "watch", "frames", "min_score", "rules", "channel"})
+    f = doc.fields(node, where, {"subscriber", "watch", "frames", "min_score", "rules", "kinds", "digest", "channel"})
     for name in ("subscriber", "watch", "channel"):
         if name not in f:
             raise doc.fail(node, f"{where}.{name}", "missing")
@@ -183,8 +192,19 @@ def _subscription(doc: _Doc, node: yaml.Node, where: str, env: Mapping[str, str]
         if isinstance(raw, bool) or not isinstance(raw, int | float) or raw < 0:
             raise doc.fail(f["min_score"], f"{where}.min_score", "must be a number >= 0")
         min_score = float(raw)
+    kinds = None
+    if "kinds" in f:
+        raw = doc.value(f["kinds"])
+        if not isinstance(raw, list) or not raw or any(k not in KINDS for k in raw):
+            raise doc.fail(f["kinds"], f"{where}.kinds", f"must be a list drawn from {list(KINDS)}")
+        kinds = tuple(raw)
+    digest = None
+    if "digest" in f:
+        digest = doc.value(f["digest"])
+        if digest not in DIGESTS:
+            raise doc.fail(f["digest"], f"{where}.digest", f"must be one of {list(DIGESTS)} (or left out: each alert at once)")
     channel = _channel(doc, f["channel"], f"{where}.channel", env)
-    return Subscription(subscriber, watch, frames, min_score, channel, rules)
+    return Subscription(subscriber, watch, frames, min_score, channel, rules, kinds, digest)
 
 
 def _channel(doc: _Doc, node: yaml.Node, where: str, env: Mapping[str, str]) -> Channel:

@@ -267,6 +267,8 @@ class SubscriptionSpec(BaseModel):
     frames: list[str] | None = Field(None, description="Frames to hear about; null: any.", max_length=100)
     min_score: float = Field(0.0, ge=0, le=1e6)
     rules: list[Literal["share_spike", "emergent_growth"]] | None = None
+    kinds: list[Literal["spike", "shift", "drift", "emergent"]] | None = Field(None, description="Kinds of change to hear about; null: every kind.")
+    digest: Literal["daily", "weekly"] | None = Field(None, description="One message per day or week listing each change, instead of one per alert.")
     channel: Channel
 
 
