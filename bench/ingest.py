@@ -8,8 +8,9 @@ hostile feeds are a mix of the corpus (tests/helpers/hostile_feeds.py) that is c
 stacked Content-Encoding, redirects to ftp: and to itself, lying Content-Length, 500/429 with
 absurd Retry-After, empty, HTML, broken XML, binary garbage, UTF-16 without BOM, a lone
 surrogate, JSON nested 100,000 deep, and a private address the source did not opt into. The
-worker produces to a real broker (127.0.0.1:19092 or FRAMEWATCH_KAFKA_BOOTSTRAP) on a topic
-unique to this run. The last line printed is one JSON object.
+worker produces to a real broker on a topic unique to this run: FRAMEWATCH_TEST_KAFKA when set
+and reachable, else one this script starts with deploy/kafka/kafka.sh and stops at the end
+(bench/broker.py). The last line printed is one JSON object.
 
     python bench/ingest.py [--feeds 2000] [--items 5] [--hostile-share 0.05]
 
@@ -27,12 +28,15 @@ import gzip
 import json
 import logging
 import multiprocessing
-import os
 import random
+import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.broker import running_broker
 
 HOSTS = [f"127.0.0.{i}" for i in range(1, 17)]
 REFUSED = "private-not-opted-in"  # a hostile kind made by the source, not by the server
@@ -189,8 +193,7 @@ def main() -> None:
     server = ctx.Process(target=serve, args=(args.feeds, args.items, child), daemon=True)
     server.start()
     ports = parent.recv()
-    bootstrap = os.environ.get("FRAMEWATCH_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
-    with tempfile.TemporaryDirectory() as tmp:
+    with running_broker() as bootstrap, tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             kafka_bootstrap=bootstrap, topic_prefix=f"bench-{uuid.uuid4().hex[:8]}.",
             state_dir=Path(tmp), fetch_timeout_s=30,

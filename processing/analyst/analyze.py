@@ -110,7 +110,8 @@ def analyze_feed(
     items = fetch_items(feed, settings)
     if not items:
         return []
-    embedder = make_embedder(embedder_name or settings.model_name, precision=settings.model_precision)
+    embedder = make_embedder(embedder_name or settings.model_name, precision=settings.model_precision,
+                             backend=settings.model_backend, cache_dir=settings.model_cache_dir)
     stage = FrameStage(codebook, embedder, config=stage_config(settings))
     records, _report, _failures = stage.frame_items([(None, item) for item in items])
     by_id = {item.item_id: item for item in items}

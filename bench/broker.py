@@ -1,0 +1,96 @@
+"""A Kafka broker for a benchmark: reuse a reachable one, else start one with deploy/kafka/kafka.sh.
+
+    with running_broker() as bootstrap:   # "127.0.0.1:PORT"
+        ...
+
+Order: ``FRAMEWATCH_TEST_KAFKA`` (or the legacy ``FRAMEWATCH_KAFKA_BOOTSTRAP``) when set and
+reachable is used and left alone; else the project's script starts a broker on
+``FRAMEWATCH_KAFKA_PORT`` (or the given port, or a free one); the broker this block started,
+and only that one, is stopped on the way out. A broker the script already runs on that port is
+reused and left running, as tests/conftest.py does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+KAFKA_SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
+REUSE_VARS = ("FRAMEWATCH_TEST_KAFKA", "FRAMEWATCH_KAFKA_BOOTSTRAP")
+
+
+class BrokerError(RuntimeError):
+    """The broker could not be reached or started."""
+
+
+def reachable(bootstrap: str, timeout_s: float = 2.0) -> bool:
+    """True when the first host:port of *bootstrap* accepts a TCP connection."""
+    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
+    if not host or not port.isdigit():
+        return False
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    """A port whose successor is free too (the script's controller listens on port + 1)."""
+    for _ in range(50):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port < 65535 and not reachable(f"127.0.0.1:{port}", 0.2) and not reachable(f"127.0.0.1:{port + 1}", 0.2):
+            return port
+    raise BrokerError("no free pair of ports for a broker")
+
+
+def _script(action: str, port: int) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FRAMEWATCH_KAFKA_PORT": str(port)}
+    return subprocess.run([str(KAFKA_SCRIPT), action], env=env, capture_output=True, text=True, check=False)
+
+
+@contextlib.contextmanager
+def running_broker(port: int | None = None, *, log: bool = True) -> Iterator[str]:
+    """Yield the bootstrap address of a reachable broker; stop it afterwards if this started it."""
+    for var in REUSE_VARS:
+        address = os.environ.get(var, "").strip()
+        if address and reachable(address):
+            _say(log, f"using the broker at {address} ({var})")
+            yield address
+            return
+        if address:
+            _say(log, f"{var}={address} is not reachable; starting a broker with {KAFKA_SCRIPT.name}")
+    given = port or int(os.environ.get("FRAMEWATCH_KAFKA_PORT", "0") or 0)
+    port = given or free_port()
+    was_running = _script("status", port).returncode == 0
+    started = _script("start", port)
+    if started.returncode != 0:
+        raise BrokerError(f"{KAFKA_SCRIPT} start on port {port} failed: {started.stderr.strip()[-2000:]}")
+    address = f"127.0.0.1:{port}"
+    _say(log, f"{'reusing the' if was_running else 'started a'} broker at {address}")
+    try:
+        yield address
+    finally:
+        if not was_running:
+            stopped = _script("stop", port)
+            _say(log, f"stopped the broker at {address}" if stopped.returncode == 0 else
+                 f"could not stop the broker at {address}: {stopped.stderr.strip()[-500:]}")
+
+
+def _say(enabled: bool, message: str) -> None:
+    # stderr: a benchmark's stdout ends in its JSON line, which callers parse
+    if enabled:
+        print(f"broker: {message}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":  # smoke check: python bench/broker.py
+    with running_broker() as bootstrap:
+        print(bootstrap)
