@@ -11,8 +11,8 @@ where the first stopped.
 from __future__ import annotations
 
 import contextlib
-import functools
 import http.server
+import importlib
 import logging
 import os
 import secrets
@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -86,17 +87,40 @@ def kafka(action: str) -> None:
         fail(str(exc))
 
 
-def serve_sample_feeds() -> tuple[http.server.ThreadingHTTPServer, str]:
-    """Serve the bundled sample feeds on 127.0.0.1 (a free port); returns server and base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(SAMPLE_DIR / "feeds"))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, name="sample-feeds", daemon=True).start()
+def serve_sample_feeds(now: datetime | None = None, seed: int | None = None) -> tuple[http.server.ThreadingHTTPServer, str]:
+    """Serve the bundled demo stream (ingest/demo.py) on 127.0.0.1 (a free port); returns server
+    and base URL. Each request renders its feed at that moment, so items keep arriving."""
+    # by name, as the CLI runs every program: the core imports no program's modules
+    demo = importlib.import_module("framewatch.ingest.demo")
+    now = now or datetime.now(UTC)
+    # a new stream per start (the processor would count a second copy of the texts as reprints)
+    items = demo.demo_items(now, int(now.timestamp()) if seed is None else seed)
+    paths = demo.feed_paths()
+
+    class DemoFeeds(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            feed = paths.get(self.path.split("?", 1)[0])
+            if feed is None:
+                self.send_error(404)
+                return
+            body, content_type = demo.render_feed(feed, items, datetime.now(UTC))
+            self.send_response(200)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), DemoFeeds)
+    threading.Thread(target=server.serve_forever, name="demo-feeds", daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        return
+def demo_sources(base: str) -> str:
+    """The sources file for the demo feeds served at *base*."""
+    return str(importlib.import_module("framewatch.ingest.demo").sources_yaml(base))
 
 
 def prometheus_config(children: list[Child], rules_dir: Path | None, interval_s: int = 5) -> str:
@@ -132,7 +156,7 @@ def available_components() -> set[str]:
 
 
 @click.command("up")
-@click.option("--sources", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Sources file (default: bundled sample feeds, served locally).")
+@click.option("--sources", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Sources file (default: the bundled demo stream, served locally).")
 @click.option("--codebook", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Codebook (default: the bundled social-credit sample).")
 @click.option("--subscriptions", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Alert subscriptions file (default: none).")
 @click.option("--no-kafka", is_flag=True, help="Use the broker in FRAMEWATCH_KAFKA_BOOTSTRAP instead of starting the local one.")
@@ -179,8 +203,9 @@ def up(
         if sources is None:
             sample_server, base = serve_sample_feeds()
             sources = state / "sample-sources.yaml"
-            sources.write_text((SAMPLE_DIR / "sources.yaml").read_text().replace("{base}", base))
-            click.echo(f"framewatch: no --sources given: serving the bundled sample feeds at {base}")
+            sources.write_text(demo_sources(base))
+            click.echo(f"framewatch: no --sources given: replaying the bundled demo stream (48 h of coverage, "
+                       f"new items every few minutes, a planted framing shift) at {base}")
         codebook = codebook or SAMPLE_DIR / "codebook.yaml"
         subscriptions = subscriptions or SAMPLE_DIR / "subscriptions.yaml"
 
