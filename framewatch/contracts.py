@@ -123,9 +123,15 @@ class FramedSegment:
 
 @dataclass(frozen=True, slots=True)
 class FramedItem:
-    """One item as framed for one watch (topic ``framed-items``, keyed by ``key``)."""
+    """One item as framed for one watch (topic ``framed-items``, keyed by ``key``).
 
-    SCHEMA_VERSION: typing.ClassVar[int] = 1
+    ``shares_level`` says which level decided ``frame`` and ``frame_shares`` (what share of
+    voice counts): ``segment`` (length-weighted segment frames) or ``document`` (the document
+    head's ``document_frames``, equal shares). Segments keep their own frames either way, for
+    the explanation. Version 1 records (no document fields) decode with the defaults.
+    """
+
+    SCHEMA_VERSION: typing.ClassVar[int] = 2
 
     key: str
     item_id: str
@@ -144,7 +150,10 @@ class FramedItem:
     title: str | None = None
     outlet: str | None = None
     duplicate_of: str | None = None
-    schema_version: int = 1
+    schema_version: int = 2
+    shares_level: str = "segment"
+    document_frames: tuple[str, ...] = ()
+    document_scores: tuple[FrameScore, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

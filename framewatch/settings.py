@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     cluster_min_score: float = Field(0.3, ge=-1, le=1, description="Least cosine to some frame description or example for a segment to count as relevant and be clustered.")
     cluster_novelty_max: float = Field(0.5, ge=-1, le=1, description="A segment farther than this (cosine) from every frame description and example is unframed: it goes to emergent clustering.")
     cluster_max: int = Field(500, ge=1, le=100_000, description="Live emergent clusters kept per watch.")
+    cluster_calibrate: bool = Field(False, description="Derive the join and merge thresholds from the similarity distribution of the first 200 clustered segments (kept across restarts), as `framewatch eval --mode cluster` does, instead of cluster_threshold and cluster_merge_threshold.")
 
     # --- alerting -----------------------------------------------------------------------------
     webhook_secret: SecretStr | None = Field(None, description="Default HMAC-SHA256 key for webhook signatures.")

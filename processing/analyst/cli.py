@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -44,10 +45,12 @@ def processor_state_dir() -> Path:
 @click.option("--with-frozen/--tuned-only", default=True, show_default=True, help="After fine-tuning, the head also reads the frozen encoder's vectors.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16", "int8"]), default=None, help="Precision of the base encoder's inference (default FRAMEWATCH_MODEL_PRECISION, auto).")
+@click.option("--level", type=click.Choice(["auto", "document", "segment"]), default="auto", show_default=True,
+              help="Decide per document (a head on pooled chunk vectors; frozen encoder) or per segment; auto: document for trained runs on long multi-label data.")
 def eval_cmd(
     data: str, codebook_path: str, watch_id: str | None, mode: str, shots: int, seed: int, model_name: str | None,
     adapt: bool, finetune: bool | None, epochs: int | None, learning_rate: float | None, with_frozen: bool,
-    threads: int | None, precision: str | None,
+    threads: int | None, precision: str | None, level: str,
 ) -> None:
     """Evaluate frame assignment on DATA (JSONL: id, text, labels, optional fold) with cross-validation."""
     from dataclasses import replace
@@ -76,7 +79,7 @@ def eval_cmd(
         examples = load_labelled(data)
         _progress(f"{len(examples)} examples, watch {watch.id!r}, mode {mode}, model {name}")
         embedder = make_embedder(name, precision=precision or settings.model_precision)
-        options = EvalOptions(mode=mode, shots=shots, seed=seed, adapt=adapt, train=train, model_name=name)
+        options = EvalOptions(mode=mode, shots=shots, seed=seed, adapt=adapt, train=train, model_name=name, level=level)
         result = evaluate(examples, watch, embedder, options, _progress)
     except FramewatchError as exc:
         fail(str(exc))
@@ -135,9 +138,11 @@ def validate(path: str) -> None:
 @click.option("--epochs", type=int, default=4, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option("--level", type=click.Choice(["auto", "document", "segment"]), default="auto", show_default=True,
+              help="Also fit a document head (document-head.npz) on the frozen encoder; auto: when DATA is long and multi-label.")
 def train(
     data: str, codebook_path: str, out: str, watch_id: str | None, model_name: str | None, finetune: bool,
-    epochs: int, seed: int, threads: int | None,
+    epochs: int, seed: int, threads: int | None, level: str,
 ) -> None:
     """Fit a frame classifier on labelled JSONL DATA and save it as a versioned artifact."""
     from framewatch.processing.analyst.evaluate import load_labelled
@@ -154,9 +159,33 @@ def train(
         base = make_embedder(name) if not config.finetune else None
         result = train_watch(watch, examples, config=config, model_name=name, base_embedder=base, progress=lambda m: click.echo(m, err=True))
         path = save_artifact(out, result, watch=watch, codebook_version=cb.version, model_name=name, examples=examples, config=config)
+        document = train_document_head(path, watch, examples, base or make_embedder(name), level, seed)
     except FramewatchError as exc:
         fail(str(exc))
-    sys.stdout.write(json.dumps({"artifact": str(path), "seconds": round(result.seconds, 1), "n": len(examples)}) + "\n")
+    sys.stdout.write(json.dumps({"artifact": str(path), "seconds": round(result.seconds, 1), "n": len(examples), "document_head": document}) + "\n")
+
+
+def train_document_head(path: Path, watch: Any, examples: list[Any], embedder: Any, level: str, seed: int) -> str | None:
+    """Fit and save the artifact's document head when *level* asks for one; its file, or None."""
+    from dataclasses import replace
+
+    from framewatch.processing.analyst.evaluate import EvalOptions, resolve_level
+    from framewatch.processing.framing.documents import (
+        DOCUMENT,
+        ChunkCache,
+        DocumentConfig,
+        fit_document_head,
+    )
+
+    options = EvalOptions(mode="trained", level=level)
+    if resolve_level(examples, options) != DOCUMENT:
+        return None
+    labelled = [ex for ex in examples if ex.labels]
+    config = replace(DocumentConfig(), seed=seed)
+    docs = ChunkCache(embedder, config.chunk_tokens).documents([ex.text for ex in labelled])
+    head = fit_document_head(docs, [ex.labels for ex in labelled], watch.frame_ids, config, model_id=embedder.model_id)
+    _progress(f"document head on {len(labelled)} documents, thresholds {dict(zip(watch.frame_ids, head.thresholds.round(2).tolist(), strict=True))}")
+    return str(head.save(Path(path)))
 
 
 @codebook.command("promote")

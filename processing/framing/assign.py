@@ -27,6 +27,7 @@ from typing import Protocol
 
 import numpy as np
 
+from framewatch.errors import ConfigError
 from framewatch.processing.framing.codebook import Watch
 from framewatch.processing.framing.embed import Embedder, normalise_rows
 
@@ -155,8 +156,10 @@ class FrameAssigner:
         example_frames: Sequence[str] = (),
         example_vectors: np.ndarray | None = None,
         anchor_vectors: np.ndarray | None = None,
+        document_head: object | None = None,
     ) -> None:
         self.watch = watch
+        self.document_head = document_head  # documents.DocumentHead of a trained artifact, if it has one
         self.frame_ids = watch.frame_ids
         self.scorer = scorer
         self.method = method
@@ -269,15 +272,22 @@ def few_shot_assigner(
 
 def trained_assigner(watch: Watch, artifact_path: str, embedder: Embedder | None = None, config: AssignConfig | None = None) -> FrameAssigner:
     """Assigner from a trained artifact (refuses one made for other frames)."""
+    from framewatch.processing.framing.documents import HEAD_FILE, DocumentHead
     from framewatch.processing.framing.train import load_artifact
 
     artifact = load_artifact(artifact_path, watch, base_embedder=embedder)
+    document_head = None
+    if (artifact.path / HEAD_FILE).exists():
+        document_head = DocumentHead.load(artifact.path / HEAD_FILE, watch.frame_ids)
+        base = embedder.model_id if embedder is not None else artifact.manifest.get("base_model")
+        if document_head.model_id and document_head.model_id != base:
+            raise ConfigError(f"{artifact.path / HEAD_FILE}: document head needs model {document_head.model_id!r}, got {base!r}")
     cfg = config or replace(watch_config(watch, TRAINED), label_ratio=artifact.label_ratio)
     ex_vectors = artifact.embedder.embed(artifact.example_texts) if artifact.example_texts else None
     return FrameAssigner(
         watch, HeadScorer(artifact.head), method=TRAINED, embedder=artifact.embedder, config=cfg,
         example_texts=artifact.example_texts, example_frames=artifact.example_labels, example_vectors=ex_vectors,
-        anchor_vectors=ex_vectors,
+        anchor_vectors=ex_vectors, document_head=document_head,
     )
 
 

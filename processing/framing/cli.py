@@ -44,6 +44,7 @@ def stage_config(settings: Settings) -> StageConfig:
             merge_threshold=settings.cluster_merge_threshold,
             half_life_days=settings.cluster_half_life_days,
             max_clusters=settings.cluster_max,
+            calibrate=settings.cluster_calibrate,
         ),
     )
 

@@ -3,7 +3,12 @@
 A leader/centroid clusterer: a vector joins the most similar centroid at or above ``threshold``,
 or founds a new cluster. Centroids that drift within ``merge_threshold`` of each other merge into
 the older one, whose id survives; the younger id becomes an alias. Weights decay with a half-life
-so stale clusters fade and are retired. **Ids are never recycled** (a counter only grows) and the
+so stale clusters fade and are retired, and a small cluster (``stale_size`` members or fewer)
+that saw nothing for ``stale_days`` is retired as a fragment. With ``calibrate`` both thresholds
+come from the embedding's own similarity distribution (median + z robust deviations, MAD, of
+the pairwise cosines of the first vectors seen; robust, because a stream's first vectors hold
+few stories and their same-story pairs would inflate a plain standard deviation): a fixed cosine means different things for different models
+and topics, and too high a join threshold fragments one story into many clusters. **Ids are never recycled** (a counter only grows) and the
 state saves to JSON + npz, so a cluster seen yesterday keeps its id today and after a restart.
 
 Each cluster carries its size, representative passages (closest to the centroid) and a keyword
@@ -70,6 +75,25 @@ class ClusterConfig:
     max_clusters: int = 500
     representatives: int = 3
     label_terms: int = 4
+    stale_days: float = 7.0  # a cluster of at most stale_size members idle this long is retired (0: never)
+    stale_size: int = 2
+    calibrate: bool = False  # thresholds from the similarity distribution of the first vectors
+    join_z: float = 4.0
+    merge_z: float = 6.0
+    calibration_size: int = 200  # vectors needed before calibrating
+
+
+def calibrated_thresholds(vectors: np.ndarray, join_z: float, merge_z: float, sample: int = 600) -> tuple[float, float]:
+    """(join, merge) thresholds: median + z robust standard deviations (1.4826 MAD) of the
+    pairwise cosines of (the first *sample* of) *vectors*; join clamped to [0.3, 0.75], merge
+    to [join + 0.1, 0.9]."""
+    v = np.asarray(vectors, dtype=np.float32)[:sample]
+    sims = (v @ v.T)[np.triu_indices(len(v), 1)]
+    median = float(np.median(sims))
+    spread = 1.4826 * float(np.median(np.abs(sims - median)))
+    join = min(0.75, max(0.3, median + join_z * spread))
+    merge = min(0.9, max(join + 0.1, median + merge_z * spread))
+    return round(join, 4), round(merge, 4)
 
 
 @dataclass(slots=True)
@@ -153,6 +177,9 @@ class OnlineClusterer:
 
     def __init__(self, config: ClusterConfig | None = None, dim: int | None = None) -> None:
         self.config = config or ClusterConfig()
+        self.threshold = self.config.threshold
+        self.merge_threshold = self.config.merge_threshold
+        self.calibrated = False
         self.dim = dim
         self.clusters: dict[int, Cluster] = {}
         self.aliases: dict[int, int] = {}
@@ -166,6 +193,9 @@ class OnlineClusterer:
     def partial_fit(self, vectors: np.ndarray, texts: Sequence[str], at: datetime) -> list[int]:
         """Add vectors seen at *at* in order; return each one's cluster id (at assignment time)."""
         vectors = np.asarray(vectors, dtype=np.float32)
+        if self.config.calibrate and not self.calibrated and len(vectors) >= self.config.calibration_size:
+            self.threshold, self.merge_threshold = calibrated_thresholds(vectors, self.config.join_z, self.config.merge_z)
+            self.calibrated = self.ids_changed = True
         self._advance(at)
         ids: list[int] = []
         self.changed = self.changed or len(vectors) > 0
@@ -183,7 +213,7 @@ class OnlineClusterer:
         sims = np.asarray(vectors, dtype=np.float32) @ centroids.T
         best = sims.argmax(axis=1)
         return [
-            ids[int(b)] if sims[i, b] >= self.config.threshold else None for i, b in enumerate(best)
+            ids[int(b)] if sims[i, b] >= self.threshold else None for i, b in enumerate(best)
         ]
 
     # --- reading ------------------------------------------------------------------------------
@@ -246,7 +276,7 @@ class OnlineClusterer:
         if ids:
             sims = centroids @ vec
             best = int(sims.argmax())
-            if sims[best] >= self.config.threshold:
+            if sims[best] >= self.threshold:
                 cluster = self.clusters[ids[best]]
                 cluster.centroid_sum = cluster.centroid_sum + vec
                 cluster.size += 1
@@ -276,7 +306,7 @@ class OnlineClusterer:
             sims = centroids @ centroids.T
             np.fill_diagonal(sims, -1.0)
             i, j = np.unravel_index(int(sims.argmax()), sims.shape)
-            if sims[i, j] >= self.config.merge_threshold:
+            if sims[i, j] >= self.merge_threshold:
                 keep, gone = sorted((ids[int(i)], ids[int(j)]))
                 self._absorb(self.clusters[keep], self.clusters.pop(gone))
                 self.aliases[gone] = keep
@@ -302,7 +332,11 @@ class OnlineClusterer:
             cluster.pool.pop(min(range(len(cluster.pool)), key=lambda i: float(cluster.pool[i][1] @ c)))
 
     def _retire(self) -> None:
-        faded = [cid for cid, c in self.clusters.items() if c.weight < self.config.retire_weight]
+        stale = self.clock - self.config.stale_days * 86400 if self.config.stale_days > 0 else float("-inf")
+        faded = [
+            cid for cid, c in self.clusters.items()
+            if c.weight < self.config.retire_weight or (c.size <= self.config.stale_size and c.last_seen < stale)
+        ]
         for cid in faded:
             del self.clusters[cid]
             self.ids_changed = True
@@ -322,6 +356,7 @@ class OnlineClusterer:
             "next_id": self.next_id,
             "clock": self.clock,
             "dim": self.dim,
+            "thresholds": [self.threshold, self.merge_threshold] if self.calibrated else None,
             "aliases": {str(k): v for k, v in sorted(self.aliases.items())},
             "clusters": [
                 {
@@ -361,6 +396,9 @@ class OnlineClusterer:
             self.next_id = int(meta["next_id"])
             self.clock = float(meta["clock"])
             self.dim = meta.get("dim")
+            if meta.get("thresholds"):  # calibrated once, kept: a restart must not move the cut
+                self.threshold, self.merge_threshold = (float(x) for x in meta["thresholds"])
+                self.calibrated = True
             self.aliases = {int(k): int(v) for k, v in meta["aliases"].items()}
             for row in meta["clusters"]:
                 cid = int(row["id"])
@@ -391,18 +429,32 @@ def _from_ts(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC) if ts > 0 else _EPOCH
 
 
-def cluster_stream(texts: Sequence[str], embedder: Any, config: ClusterConfig | None = None) -> list[str]:
+STREAM_CONFIG = ClusterConfig(calibrate=True)
+
+
+def cluster_stream(
+    texts: Sequence[str], embedder: Any, config: ClusterConfig | None = None, times: Sequence[datetime] | None = None,
+) -> list[str]:
     """Cluster *texts* in order as a stream; return each text's final ``emergent:<id>`` (for eval).
 
-    Texts are fed online in order; each then gets the live cluster nearest its vector (merged
-    ids resolved), so early texts benefit from the centroids that formed later.
+    Texts are fed online in order (with *times*, one micro-batch per distinct time, so stale
+    fragments retire as they would live; the first ``calibration_size`` calibrate); each then
+    gets the live cluster nearest its vector (merged ids resolved), so early texts benefit from
+    the centroids that formed later.
     """
     if not texts:
         return []
+    config = config or STREAM_CONFIG
     vectors = np.asarray(embedder.embed(list(texts)), dtype=np.float32)
     clusterer = OnlineClusterer(config)
-    at = datetime.now(UTC)
-    first = clusterer.partial_fit(vectors, texts, at)
+    if times is None:
+        first = clusterer.partial_fit(vectors, texts, datetime.now(UTC))
+    else:
+        head = min(len(texts), config.calibration_size) if config.calibrate else 1
+        first = clusterer.partial_fit(vectors[:head], texts[:head], max(times[:head]))
+        for n in range(head, len(texts)):
+            first.extend(clusterer.partial_fit(vectors[n : n + 1], texts[n : n + 1], times[n]))
+        first = [clusterer.resolve(a) for a in first]
     final = clusterer.predict(vectors)
     return [
         emergent_id(f if f is not None else clusterer.resolve(a)) for f, a in zip(final, first, strict=True)

@@ -22,6 +22,7 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 # A watch's calibrated decision thresholds, per assignment method (see assign.calibrate).
 DECISION_METHODS = ("zero-shot", "few-shot", "trained")
 DECISION_FIELDS = ("min_score", "min_margin", "min_relevance")
+SHARE_LEVELS = ("document", "segment")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,9 @@ class Watch:
     frames: tuple[Frame, ...]
     # (method, ((field, value), ...)) from the watch's ``decision:`` block
     thresholds: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
+    # which level's frames count for share of voice: "document", "segment", or None (default:
+    # document for articles when a trained document head exists, else segment)
+    share_of_voice: str | None = None
 
     @property
     def frame_ids(self) -> tuple[str, ...]:
@@ -212,7 +216,7 @@ def _read_id(r: _Reader, parent: dict[str, _Node], field: str, line: int) -> str
 
 def _read_watch(r: _Reader, node: _Node, field: str) -> Watch:
     m = r.mapping(node, field)
-    r.unknown(m, {"id", "title", "match", "frames", "decision"}, field)
+    r.unknown(m, {"id", "title", "match", "frames", "decision", "share_of_voice"}, field)
     wid = _read_id(r, m, field, node.line)
     title = r.text(m, "title", field, node.line)
     match = _read_match(r, m["match"], f"{field}.match") if m.get("match") is not None else None
@@ -229,7 +233,20 @@ def _read_watch(r: _Reader, node: _Node, field: str) -> Watch:
         frames.append(frame)
     assert title is not None
     thresholds = _read_decision(r, m["decision"], f"{field}.decision") if m.get("decision") is not None else ()
-    return Watch(id=wid, title=title, match=match, frames=tuple(frames), thresholds=thresholds)
+    level = r.text(m, "share_of_voice", field, node.line, required=False)
+    if level is not None and level not in SHARE_LEVELS:
+        raise r.fail(m["share_of_voice"].line, f"{field}.share_of_voice", f"expected one of {', '.join(SHARE_LEVELS)}")
+    return Watch(id=wid, title=title, match=match, frames=tuple(frames), thresholds=thresholds, share_of_voice=level)
+
+
+def share_level(watch: Watch, kind: str, has_document_head: bool) -> str:
+    """The level whose frames count for *watch*'s share of voice on an item of *kind*: the
+    codebook's choice, else ``document`` for articles when a document head exists."""
+    if not has_document_head:
+        return "segment"
+    if watch.share_of_voice is not None:
+        return watch.share_of_voice
+    return "document" if kind == "article" else "segment"
 
 
 def _read_decision(r: _Reader, node: _Node, field: str) -> tuple[tuple[str, tuple[tuple[str, float], ...]], ...]:

@@ -44,6 +44,7 @@ from framewatch.processing.framing.cluster import ClusterConfig, OnlineClusterer
 from framewatch.processing.framing.codebook import Codebook, Watch, watch_matches
 from framewatch.processing.framing.decisions import Decision, SegmentMemory
 from framewatch.processing.framing.dedup import Deduplicator
+from framewatch.processing.framing.documents import document_fields
 from framewatch.processing.framing.segment import segment_item
 
 log = logging.getLogger(__name__)
@@ -381,16 +382,18 @@ class FrameStage:
                     cluster=d.cluster, flags=tuple(seg.flags),
                 )
             )
-        shares = shares_of(segments)
-        dominant = min(shares, key=lambda f: (-shares[f], f)) if shares else None
+        level_fields = document_fields(  # frame and shares from the level that counts (codebook)
+            getattr(self.assigners[p.watch.id], "document_head", None), self.embedder, p.watch, p.item,
+            shares_of(segments), self.config.max_item_chars,
+        )
         origins = {d.split("#", 1)[0] for d in p.duplicate_of if d is not None}
         whole_copy = bool(segments) and all(d is not None for d in p.duplicate_of) and len(origins) == 1
         item = p.item
         return FramedItem(
             key=contracts.framed_key(item.item_id, p.watch.id),
             item_id=item.item_id, watch_id=p.watch.id, source_id=item.source_id, kind=item.kind,
-            published_at=item.published_at, processed_at=p.processed_at, frame=dominant,
-            frame_shares=shares, segments=tuple(segments), codebook_version=self.codebook.version,
+            published_at=item.published_at, processed_at=p.processed_at, **level_fields,
+            segments=tuple(segments), codebook_version=self.codebook.version,
             model_id=self._embedder_of(p.watch.id).model_id,
             method=getattr(self.assigners[p.watch.id], "method", METHOD), url=item.url, title=item.title,
             outlet=item.outlet, duplicate_of=next(iter(origins)) if whole_copy else None,

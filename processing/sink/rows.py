@@ -43,6 +43,9 @@ FRAMED_COLUMNS: dict[str, Any] = {
     "frame_shares": pl.List(pl.Struct({"frame": pl.Utf8, "share": pl.Float64})),
     "segments": pl.List(SEGMENT), "codebook_version": pl.Utf8, "model_id": pl.Utf8, "method": pl.Utf8,
     "url": pl.Utf8, "title": pl.Utf8, "outlet": pl.Utf8, "duplicate_of": pl.Utf8, "schema_version": pl.Int64,
+    # version 2: which level decided the frame and the document head's frames (v1 rows: segment, none)
+    "shares_level": pl.Utf8, "document_frames": STR_LIST,
+    "document_scores": pl.List(pl.Struct({"frame": pl.Utf8, "score": pl.Float64})),
 }
 AGGREGATE_COLUMNS: dict[str, Any] = {
     "key": pl.Utf8, "watch_id": pl.Utf8, "frame": pl.Utf8, "granularity": pl.Utf8, "bucket_start": UTC_US,

@@ -106,3 +106,59 @@ def test_parse_emergent_id() -> None:
     assert parse_emergent_id("emergent:12") == 12 and parse_emergent_id("7") == 7
     with pytest.raises(ValueError):
         parse_emergent_id("dystopia")
+
+
+def stories(centers: np.ndarray, per: int, seed: int, noise: float = 0.25) -> tuple[np.ndarray, list[int]]:
+    """*per* noisy vectors around each center, interleaved like a feed."""
+    rng = np.random.default_rng(seed)
+    truth = [int(k) for k in rng.permutation(np.repeat(np.arange(len(centers)), per))]
+    vectors = unit(centers[truth] + noise * rng.standard_normal((len(truth), centers.shape[1])) / np.sqrt(centers.shape[1]) * 4)
+    return vectors, truth
+
+
+def test_calibrated_thresholds_follow_the_similarity_distribution() -> None:
+    from framewatch.processing.framing.cluster import calibrated_thresholds
+
+    rng = np.random.default_rng(0)
+    spread = unit(rng.standard_normal((300, 64)))  # near-orthogonal: low cosines
+    tight = unit(rng.standard_normal((1, 64)) + 0.3 * rng.standard_normal((300, 64)))  # one topic: high cosines
+    low_join, low_merge = calibrated_thresholds(spread, 4.0, 6.0)
+    high_join, high_merge = calibrated_thresholds(tight, 4.0, 6.0)
+    assert 0.3 <= low_join < high_join <= 0.75
+    assert low_merge >= low_join + 0.1 and high_merge <= 0.9
+
+
+def test_calibrated_clusterer_finds_stories_where_a_fixed_cut_fragments_them(tmp_path: Path) -> None:
+    from sklearn.metrics import adjusted_rand_score
+
+    centers = unit(np.random.default_rng(5).standard_normal((12, 48)))
+    vectors, truth = stories(centers, 25, 1, noise=0.12)
+    texts = [f"t{i}" for i in range(len(truth))]
+
+    class Fixed:
+        model_id, dim = "fixed", 48
+
+        def embed(self, _texts: object) -> np.ndarray:
+            return vectors
+
+    calibrated = cluster_stream(texts, Fixed())
+    fixed = cluster_stream(texts, Fixed(), ClusterConfig(threshold=0.9, merge_threshold=0.95))
+    assert len(set(calibrated)) <= 1.5 * len(centers) < len(set(fixed))
+    assert adjusted_rand_score(truth, calibrated) > adjusted_rand_score(truth, fixed)
+    c = OnlineClusterer(ClusterConfig(calibrate=True))
+    c.partial_fit(vectors, texts, DAY1)
+    c.save(tmp_path / "w")
+    restored = OnlineClusterer.load(tmp_path / "w", ClusterConfig(calibrate=True))
+    assert restored.calibrated and (restored.threshold, restored.merge_threshold) == (c.threshold, c.merge_threshold)
+
+
+def test_small_stale_clusters_retire_and_merged_ids_point_to_their_survivor(centers: np.ndarray) -> None:
+    c = OnlineClusterer(ClusterConfig(threshold=0.9, merge_threshold=0.8, stale_days=2.0, stale_size=2, half_life_days=1000))
+    big = c.partial_fit(blob(centers[0], 5, 1), ["big"] * 5, DAY1)[0]
+    small = c.partial_fit(blob(centers[1], 1, 2), ["small"], DAY1)[0]
+    c.partial_fit(blob(centers[0], 1, 3), ["big again"], DAY1 + timedelta(days=3))
+    assert big in c.clusters and small not in c.clusters  # the fragment went stale; the story stays
+    a = unit(centers[2] + 0.0)
+    b = unit(centers[2] + 0.6 * centers[1])
+    ids = c.partial_fit(np.vstack([a, b]), ["a", "b"], DAY1 + timedelta(days=3))
+    assert len({c.resolve(i) for i in ids}) == 1 and c.resolve(max(ids)) == min(ids)
