@@ -169,6 +169,7 @@ class FrameAssigner:
         self.example_frames = np.array(example_frames, dtype=object)
         self.example_vectors = example_vectors
         self.anchor_vectors = anchor_vectors if anchor_vectors is not None and len(anchor_vectors) else None
+        self.model_ref: str | None = None  # a trained head's name, for the records it decides
 
     @property
     def model_id(self) -> str:
@@ -284,11 +285,14 @@ def trained_assigner(watch: Watch, artifact_path: str, embedder: Embedder | None
             raise ConfigError(f"{artifact.path / HEAD_FILE}: document head needs model {document_head.model_id!r}, got {base!r}")
     cfg = config or replace(watch_config(watch, TRAINED), label_ratio=artifact.label_ratio)
     ex_vectors = artifact.embedder.embed(artifact.example_texts) if artifact.example_texts else None
-    return FrameAssigner(
+    assigner = FrameAssigner(
         watch, HeadScorer(artifact.head), method=TRAINED, embedder=artifact.embedder, config=cfg,
         example_texts=artifact.example_texts, example_frames=artifact.example_labels, example_vectors=ex_vectors,
         anchor_vectors=ex_vectors, document_head=document_head,
     )
+    # the record names the trained head that decided, not only the encoder (a promotion changes it)
+    assigner.model_ref = f"{artifact.embedder.model_id}+head:{artifact.manifest.get('training_data_hash', '?')[:8]}"
+    return assigner
 
 
 def build_assigner(

@@ -80,6 +80,52 @@ def build_stage(
     )
 
 
+class ModelReloader:
+    """The frame stage, re-reading its trained artifact whenever the artifact's files change (a
+    promoted model written over it): the next micro-batch is framed by the new model, with no
+    restart. A new artifact that does not load (half written, for other frames) is logged and the
+    model in use stays; it is tried again when the files change again."""
+
+    FILES = ("manifest.json", "head.npz", "examples.json", "document-head.npz")
+
+    def __init__(self, stage: FrameStage, codebook: Codebook, artifact: Path) -> None:
+        self.stage, self.codebook, self.artifact = stage, codebook, artifact
+        self.stamp = self._stamp()
+        self.reloads = 0
+
+    def _stamp(self) -> tuple[tuple[str, int, int], ...]:
+        out = []
+        for name in self.FILES:
+            try:
+                st = (self.artifact / name).stat()
+            except OSError:
+                continue
+            out.append((name, st.st_mtime_ns, st.st_size))
+        return tuple(out)
+
+    def check(self) -> bool:
+        """Load the artifact again if its files changed; True when a new model is in use."""
+        stamp = self._stamp()
+        if stamp == self.stamp:
+            return False
+        self.stamp = stamp
+        from framewatch.processing.framing import stage as frame_stage
+
+        try:
+            assigners = {w.id: frame_stage.make_assigner(w, self.stage.embedder, self.artifact) for w in self.codebook.watches}
+        except Exception as exc:  # a bad artifact must not stop the processor: keep the model in use
+            log.warning("the artifact at %s changed but does not load (%s); keeping the model in use", self.artifact, exc)
+            return False
+        self.stage.assigners = assigners
+        self.reloads += 1
+        log.info("the artifact at %s changed: framing with the new model from this batch on", self.artifact)
+        return True
+
+    def __call__(self, batch: Any) -> Any:
+        self.check()
+        return self.stage(batch)
+
+
 def run_processor(
     settings: Settings,
     codebook_path: str | Path,
@@ -114,8 +160,10 @@ def run_processor(
             "processing %s with codebook %s (version %s), model %s",
             settings.topic(RAW_ITEMS), codebook.path, codebook.version, stage.embedder.model_id,
         )
+        # with a trained artifact, a promoted model written over it is picked up between batches
+        framer = ModelReloader(stage, codebook, artifact) if artifact is not None else stage
         return run_stage(
-            consumer=consumer, producer=producer, stage=stage, settings=settings,
+            consumer=consumer, producer=producer, stage=framer, settings=settings,
             metrics=PipelineMetrics(component.registry, COMPONENT), stop=component.stop,
             max_batches=max_batches, idle_stop_s=idle_stop_s, heartbeat=component.heartbeat.beat,
         )

@@ -394,7 +394,7 @@ class FrameStage:
             item_id=item.item_id, watch_id=p.watch.id, source_id=item.source_id, kind=item.kind,
             published_at=item.published_at, processed_at=p.processed_at, **level_fields,
             segments=tuple(segments), codebook_version=self.codebook.version,
-            model_id=self._embedder_of(p.watch.id).model_id,
+            model_id=getattr(self.assigners[p.watch.id], "model_ref", None) or self._embedder_of(p.watch.id).model_id,
             method=getattr(self.assigners[p.watch.id], "method", METHOD), url=item.url, title=item.title,
             outlet=item.outlet, duplicate_of=next(iter(origins)) if whole_copy else None,
         )
