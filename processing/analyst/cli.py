@@ -140,11 +140,15 @@ def validate(path: str) -> None:
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 @click.option("--level", type=click.Choice(["auto", "document", "segment"]), default="auto", show_default=True,
               help="Also fit a document head (document-head.npz) on the frozen encoder; auto: when DATA is long and multi-label.")
+@click.option("--codebook-examples/--no-codebook-examples", "with_examples", default=True, show_default=True,
+              help="Train on the codebook's frame examples too, beside DATA.")
 def train(
     data: str, codebook_path: str, out: str, watch_id: str | None, model_name: str | None, finetune: bool,
-    epochs: int, seed: int, threads: int | None, level: str,
+    epochs: int, seed: int, threads: int | None, level: str, with_examples: bool,
 ) -> None:
-    """Fit a frame classifier on labelled JSONL DATA and save it as a versioned artifact."""
+    """Fit a frame classifier on labelled JSONL DATA (e.g. the analysts' labels from
+    ``GET /api/v1/labels/export``) and the codebook's examples, and save it as a versioned artifact.
+    Written over the artifact a processor runs with, it is used from the next micro-batch on."""
     from framewatch.processing.analyst.evaluate import load_labelled
     from framewatch.processing.framing.codebook import load_codebook
     from framewatch.processing.framing.embed import make_embedder
@@ -155,14 +159,25 @@ def train(
         watch = cb.watch(watch_id) if watch_id else cb.watches[0]
         name = model_name or load_settings().model_name
         config = TrainConfig(finetune=finetune and not name.startswith("fake"), epochs=epochs, seed=seed, threads=threads)
-        examples = load_labelled(data)
+        labelled = load_labelled(data)
+        # "none" answers (no labels) teach no frame; the codebook's own examples join the labels
+        examples = [e for e in labelled if e.labels] + (codebook_examples(watch) if with_examples else [])
         base = make_embedder(name) if not config.finetune else None
         result = train_watch(watch, examples, config=config, model_name=name, base_embedder=base, progress=lambda m: click.echo(m, err=True))
         path = save_artifact(out, result, watch=watch, codebook_version=cb.version, model_name=name, examples=examples, config=config)
         document = train_document_head(path, watch, examples, base or make_embedder(name), level, seed)
     except FramewatchError as exc:
         fail(str(exc))
-    sys.stdout.write(json.dumps({"artifact": str(path), "seconds": round(result.seconds, 1), "n": len(examples), "document_head": document}) + "\n")
+    sys.stdout.write(json.dumps({"artifact": str(path), "seconds": round(result.seconds, 1), "n": len(examples),
+                                 "without_frame": len(labelled) - sum(1 for e in labelled if e.labels),
+                                 "document_head": document}) + "\n")
+
+
+def codebook_examples(watch: Any) -> list[Any]:
+    """The watch's frame examples as training rows (ids ``codebook:<frame>:<n>``)."""
+    from framewatch.processing.framing.train import LabelledText
+
+    return [LabelledText(f"codebook:{f.id}:{i}", text, (f.id,)) for f in watch.frames for i, text in enumerate(f.examples)]
 
 
 def train_document_head(path: Path, watch: Any, examples: list[Any], embedder: Any, level: str, seed: int) -> str | None:

@@ -127,3 +127,14 @@ def uncertain(lake: Lake, watch: str | None, since: datetime, done: set[str]) ->
             .drop("copy_of")
             .sort(["margin", "score", "item_key", "segment_index"]))
     return rows.collect()
+
+
+def segment_texts(lake: Lake, item_keys: set[str]) -> dict[tuple[str, int], tuple[str, str]]:
+    """(watch id, text) of every segment of the items *item_keys*, by (item key, segment index)."""
+    lf = lake.scan(FRAMED_ITEMS)
+    if lf is None or not item_keys:
+        return {}
+    seg = pl.col("segments").struct.field
+    rows = (lf.filter(pl.col("key").is_in(sorted(item_keys))).select("key", "watch_id", "segments").explode("segments")
+            .filter(pl.col("segments").is_not_null()).select("key", seg("index"), "watch_id", seg("text")).collect())
+    return {(k, int(i)): (w, t) for k, i, w, t in rows.iter_rows()}

@@ -1,11 +1,12 @@
 """Write routes: segment labels and cluster promotion (analyst), subscriptions and tokens (admin)."""
 
 
+import json
 import logging
 import os
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path
+from fastapi import APIRouter, Depends, HTTPException, Path, Response
 
 from framewatch.processing.alerts.live import subscription_id
 from framewatch.processing.serve import items as item_queries
@@ -16,6 +17,8 @@ from framewatch.processing.serve.subscriptions import send_test
 from framewatch.processing.serve.topics import label_key
 from framewatch.settings import CODEBOOK_CHANGES, LABELS
 from framewatch.timeutil import format_utc, utcnow
+
+NONE_LABEL = "none"  # the answer "none of the codebook's frames": a label with no frame to learn
 
 if TYPE_CHECKING:
     from framewatch.processing.serve.app import Paging, ServeContext
@@ -49,6 +52,26 @@ def add_write_routes(router: APIRouter, ctx: "ServeContext", paging: "Paging") -
     def set_label(key: str, index: Index, body: m.LabelRequest, who: Analyst) -> m.Label:
         """Give a segment a frame (kept on the compacted labels topic, with who and when)."""
         return _label(key, index, body.frame, who)
+
+    @router.get("/labels/export", tags=["labels"], response_class=Response,
+                responses={200: {"content": {"application/x-ndjson": {}}, "description": "One labelled passage a line."}})
+    def export_labels(who: Analyst, watch: str | None = None) -> Response:
+        """The analysts' labels as training data, one JSON line per labelled passage (``id``,
+        ``text``, ``labels``, ``watch_id``, ``by``, ``at``), for ``framewatch codebook train``;
+        a ``none`` answer has no labels, skipped and cleared passages are left out."""
+        kept = {k: v for k, v in writer.read(LABELS).items() if v and v.get("frame")}
+        if watch is not None:
+            kept = {k: v for k, v in kept.items() if str(v.get("item_key", "")).startswith(f"{watch}:")}
+        texts = reads.segment_texts(ctx.lake, {str(v["item_key"]) for v in kept.values()})
+        lines = []
+        for key, v in sorted(kept.items()):
+            found = texts.get((str(v["item_key"]), int(v["segment_index"])))
+            if found is None:  # the passage is not in the lake (any more): nothing to learn from
+                continue
+            frame = str(v["frame"])
+            lines.append(json.dumps({"id": key, "text": found[1], "labels": [] if frame == NONE_LABEL else [frame],
+                                     "watch_id": found[0], "by": v.get("by"), "at": v.get("at")}, ensure_ascii=False))
+        return Response("".join(f"{line}\n" for line in lines), media_type="application/x-ndjson")
 
     @router.post("/items/{key}/segments/{index}/skip", response_model=m.Label, tags=["labels"])
     def skip(key: str, index: Index, who: Analyst) -> m.Label:

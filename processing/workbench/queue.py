@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from framewatch.processing.serve import reads
+from framewatch.processing.serve.writes import NONE_LABEL
 from framewatch.processing.workbench.forms import form_of, problem, relay
 from framewatch.processing.workbench.render import page
 from framewatch.processing.workbench.session import Sessions
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from framewatch.processing.serve.app import ServeContext
 
 SHOWN = 25
-NONE = "none"  # the answer "none of the codebook's frames", kept as a label like a frame
+NONE = NONE_LABEL
 
 
 def add_queue_routes(router: APIRouter, ctx: ServeContext, sessions: Sessions) -> None:

@@ -114,8 +114,15 @@ def test_cli_prints_json_last(tmp_path: Path) -> None:
     last = json.loads(result.stdout.strip().splitlines()[-1])
     assert last["mode"] == "few-shot" and last["folds"] == 5
     art = tmp_path / "art"
+    # the analysts' "none" answers (no labels) teach no frame; the codebook's examples join the data
+    cb.write_text(CODEBOOK.replace("apple orchard fruit}", "apple orchard fruit, examples: [apple harvest, ripe apples]}"))
+    with data.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"id": "none-1", "text": "nothing to do with it", "labels": []}) + "\n")
     trained = CliRunner().invoke(main, ["codebook", "train", str(data), "--codebook", str(cb), "--out", str(art), "--model", "fake-64"])
     assert trained.exit_code == 0, trained.output
+    out = json.loads(trained.stdout.strip().splitlines()[-1])
+    assert (out["n"], out["without_frame"]) == (30 + 2, 2)  # 30 labelled rows, 2 codebook examples; 2 without
+    cb.write_text(CODEBOOK, encoding="utf-8")
     assert json.loads((art / "manifest.json").read_text())["frame_ids"] == ["a", "b", "c"]
     ok = CliRunner().invoke(main, ["codebook", "validate", str(cb)])
     assert ok.exit_code == 0 and "ok:" in ok.output

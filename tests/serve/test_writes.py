@@ -191,3 +191,23 @@ def test_the_queue_offers_the_least_sure_passages_first_and_forgets_answered_one
     with kafka_api.client(viewer) as v:
         assert v.get("/queue").status_code == 200  # a viewer sees the queue, answering needs an analyst
         assert v.post(f"/items/{top['item_key']}/segments/0/skip").status_code == 403
+
+
+def test_labels_export_as_training_data(kafka_api: Running) -> None:
+    with kafka_api.client(_analyst(kafka_api)) as c:
+        assert c.put("/items/china-scs:item001/segments/0/label", json={"frame": "military"}).status_code == 200
+        assert c.put("/items/china-scs:item003/segments/1/label", json={"frame": "none"}).status_code == 200
+        assert c.post("/items/china-scs:item005/segments/0/skip").status_code == 200
+        assert c.put("/items/climate:item032/segments/0/label", json={"frame": "trade"}).status_code == 200
+        got = c.get("/labels/export", params={"watch": "china-scs"})
+        everything = c.get("/labels/export")
+    assert got.status_code == 200 and got.headers["content-type"].startswith("application/x-ndjson")
+    rows = [json.loads(line) for line in got.text.splitlines()]
+    assert [(r["id"], r["labels"], r["watch_id"]) for r in rows] == [
+        ("china-scs:item001#0", ["military"], "china-scs"), ("china-scs:item003#1", [], "china-scs")]
+    assert rows[0]["text"] == "passage 1 about trade" and rows[1]["text"] == "second passage 3" and rows[0]["by"] == "ana"
+    assert len(everything.text.splitlines()) == 3  # the skip is left out
+    with kafka_api.client() as admin:
+        viewer = admin.post("/tokens", json={"name": "vee", "role": "viewer"}).json()["token"]
+    with kafka_api.client(viewer) as v:
+        assert v.get("/labels/export").status_code == 403  # training data is for analysts
