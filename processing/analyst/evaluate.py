@@ -132,16 +132,30 @@ def multilabel_f1(true: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], 
     return macro, micro
 
 
-def classification_metrics(examples: Sequence[LabelledText], assignments: Sequence[Assignment], frames: Sequence[str]) -> dict[str, float]:
-    """The four F1 figures of an evaluation."""
+def per_frame(true: Sequence[str], pred: Sequence[str | None], frames: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Precision, recall and support of each frame (primary labels); what an analyst compares
+    between the model in use and a candidate before promoting it."""
+    out = {}
+    for f in frames:
+        tp = sum(1 for t, p in zip(true, pred, strict=True) if t == f and p == f)
+        predicted, support = sum(1 for p in pred if p == f), sum(1 for t in true if t == f)
+        out[f] = {"precision": round(tp / predicted, 4) if predicted else 0.0,
+                  "recall": round(tp / support, 4) if support else 0.0, "support": support}
+    return out
+
+
+def classification_metrics(examples: Sequence[LabelledText], assignments: Sequence[Assignment], frames: Sequence[str]) -> dict[str, Any]:
+    """The four F1 figures of an evaluation, and precision and recall per frame."""
     with_label = [(ex, a) for ex, a in zip(examples, assignments, strict=True) if ex.labels]
-    macro, micro = primary_f1([ex.labels[0] for ex, _ in with_label], [a.frame for _, a in with_label], frames)
+    true, pred = [ex.labels[0] for ex, _ in with_label], [a.frame for _, a in with_label]
+    macro, micro = primary_f1(true, pred, frames)
     ml_macro, ml_micro = multilabel_f1([ex.labels for ex in examples], [a.labels for a in assignments], frames)
     return {
         "macro_f1": round(macro, 4),
         "micro_f1": round(micro, 4),
         "multilabel_macro_f1": round(ml_macro, 4),
         "multilabel_micro_f1": round(ml_micro, 4),
+        "per_frame": per_frame(true, pred, frames),
     }
 
 

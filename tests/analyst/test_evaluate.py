@@ -16,6 +16,7 @@ from framewatch.processing.analyst.evaluate import (
     fold_of,
     load_labelled,
     multilabel_f1,
+    per_frame,
     primary_f1,
     sample_shots,
 )
@@ -38,6 +39,12 @@ watches:
       - {id: b, label: Boats, description: boat sail harbour}
       - {id: c, label: Cars, description: car engine road}
 """
+
+
+def test_per_frame_precision_and_recall_by_hand() -> None:
+    got = per_frame(["a", "a", "b", "c"], ["a", "b", "b", None], ["a", "b", "c"])
+    assert got == {"a": {"precision": 1.0, "recall": 0.5, "support": 2}, "b": {"precision": 0.5, "recall": 1.0, "support": 1},
+                   "c": {"precision": 0.0, "recall": 0.0, "support": 1}}
 
 
 def test_primary_f1_by_hand() -> None:
@@ -113,6 +120,8 @@ def test_cli_prints_json_last(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     last = json.loads(result.stdout.strip().splitlines()[-1])
     assert last["mode"] == "few-shot" and last["folds"] == 5
+    assert set(last["per_frame"]) == {"a", "b", "c"} and last["per_frame"]["a"]["support"] == 10
+    assert all(0 <= v["precision"] <= 1 and 0 <= v["recall"] <= 1 for v in last["per_frame"].values())
     art = tmp_path / "art"
     # the analysts' "none" answers (no labels) teach no frame; the codebook's examples join the data
     cb.write_text(CODEBOOK.replace("apple orchard fruit}", "apple orchard fruit, examples: [apple harvest, ripe apples]}"))
