@@ -267,15 +267,22 @@ def deliver_with_retries(
     return False, attempts, error
 
 
+def durable_db(path: Path) -> sqlite3.Connection:
+    """A SQLite database whose every write is on disk when the call returns (WAL, full sync): what
+    the notifier writes before a batch's offsets are committed must survive a crash after it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    return db
+
+
 class DeliveryLog:
     """SQLite log of deliveries: (alert key, subscriber) -> status, attempts, last error."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = durable_db(path)
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS deliveries (alert_key TEXT NOT NULL, subscriber TEXT NOT NULL,"
             " channel TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL, error TEXT,"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import html
 import json
 import logging
-import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,6 +26,7 @@ from framewatch.processing.alerts.delivery import (
     Notifier,
     alert_url,
     deliver_with_retries,
+    durable_db,
     post_within,
     redact,
     slack_escape,
@@ -72,11 +72,8 @@ class DigestBook:
     """SQLite queue of digest alerts by (subscriber, period), and the periods sent."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db = durable_db(path)
         self._db.execute("CREATE TABLE IF NOT EXISTS queued (subscriber TEXT NOT NULL, alert_key TEXT NOT NULL,"
                          " kind TEXT NOT NULL, start TEXT NOT NULL, end TEXT NOT NULL, alert BLOB NOT NULL,"
                          " PRIMARY KEY (subscriber, alert_key))")

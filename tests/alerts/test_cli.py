@@ -8,10 +8,8 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -25,42 +23,9 @@ from tests.helpers.aggregator import wait_committed
 from tests.helpers.alerts import alert
 from tests.helpers.paths import ROOT
 from tests.helpers.waiting import wait_until
+from tests.helpers.webhooks import Receiver
 
 pytestmark = pytest.mark.integration
-
-
-class HoldingReceiver:
-    """A webhook endpoint that records each POST and holds its answer until released, so the
-    test can kill the sender after the request arrived and before it learns the outcome."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.release = threading.Event()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.requests.append((dict(self.headers), body))
-                outer.release.wait(60)
-                try:
-                    self.send_response(204)
-                    self.end_headers()
-                except OSError:
-                    pass  # the sender is gone
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def start_notifier(settings: Settings, subs: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -76,7 +41,7 @@ def test_a_crash_between_the_post_and_the_delivery_log_repeats_once_with_the_sam
 ) -> None:
     settings = settings_factory()
     topic_factory(settings, ALERTS)
-    receiver = HoldingReceiver()
+    receiver = Receiver(hold=True)
     subs = tmp_path / "subs.yaml"
     subs.write_text("subscriptions:\n  - subscriber: desk\n    watch: scs\n"
                     f"    channel: {{type: webhook, url: '{receiver.url}', secret_env: HOOK_SECRET}}\n")
