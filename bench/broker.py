@@ -1,4 +1,5 @@
-"""A Kafka broker for a benchmark: reuse a reachable one, else start one with deploy/kafka/kafka.sh.
+"""What every benchmark needs: the CPU it reports its figures on (:func:`cpu_name`), and a Kafka
+broker (:func:`running_broker`): reuse a reachable one, else start one with deploy/kafka/kafka.sh.
 
     with running_broker() as bootstrap:   # "127.0.0.1:PORT"
         ...
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import socket
 import subprocess
 import sys
@@ -94,3 +96,14 @@ def _say(enabled: bool, message: str) -> None:
 if __name__ == "__main__":  # smoke check: python bench/broker.py
     with running_broker() as bootstrap:
         print(bootstrap)
+
+
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo (the figures depend on it; platform's name elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

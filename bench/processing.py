@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import random
 import resource
 import statistics
@@ -38,7 +37,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.broker import running_broker  # noqa: E402
+from bench.broker import cpu_name, running_broker  # noqa: E402
 from framewatch import contracts  # noqa: E402
 from framewatch.contracts import MessageContext, Quote, RawItem  # noqa: E402
 
@@ -369,17 +368,6 @@ def record_verdict(rows: list[dict[str, object]]) -> None:
 
     passed = record_int8_verdict(locate(), {k: float(f32[k]) for k in keys}, {k: float(int8[k]) for k in keys})  # type: ignore[arg-type]
     print(f"int8 GVFC verdict: {'within' if passed else 'NOT within'} 0.01 of float32 (recorded for auto)", flush=True)
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (the figures depend on it)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 if __name__ == "__main__":

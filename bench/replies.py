@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from dataclasses import replace
@@ -44,6 +43,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.broker import cpu_name  # noqa: E402
 from framewatch.contracts import Quote, RawItem  # noqa: E402
 from framewatch.processing.framing.assign import (  # noqa: E402
     DEFAULT_CONFIGS,
@@ -150,17 +150,6 @@ def rates(c: dict[str, int]) -> dict[str, float]:
         "false_frame": round(c["false_frame"] / c["unframed_true"], 3),
         "balanced_error": round(balanced_error(c), 3),
     }
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (platform's name elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import threading
@@ -34,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.aggregate import records  # noqa: E402
+from bench.broker import cpu_name  # noqa: E402
 from framewatch.contracts import MessageContext  # noqa: E402
 from framewatch.kafka_io import (  # noqa: E402
     Message,
@@ -50,17 +50,6 @@ from framewatch.processing.sink.storage import LocalStorage  # noqa: E402
 from framewatch.settings import FRAMED_ITEMS, Settings  # noqa: E402
 
 TARGET = 2_000
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (platform's name elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def bench_stage(raw: list[bytes], window: int, root: Path) -> tuple[float, float]:
