@@ -150,4 +150,22 @@ def test_real_model_document_head_frames_long_articles(tmp_path: Path) -> None:
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["level"] == "document"
     assert figures["multilabel_macro_f1"] >= 0.7, figures
-    assert figures["multilabel_macro_f1"] > figures["baselines"]["pooled_lr"]["multilabel_macro_f1"], figures
+    # 60 short hand-written articles are too few to rank the head against the pooled LR (that
+    # comparison runs on the 430 composed from GVFC, below); the segment vote it does beat
+    assert figures["multilabel_macro_f1"] > figures["baselines"]["segment_vote"]["multilabel_macro_f1"], figures
+
+
+@pytest.mark.model
+@pytest.mark.timeout(900)
+def test_real_model_document_head_beats_both_baselines_on_the_gvfc_articles(shared_dir: Path, tmp_path: Path) -> None:
+    gvfc = shared_dir / "data" / "gvfc"
+    data = tmp_path / "longform.jsonl"
+    assert devsets_main(["articles", str(gvfc / "gvfc_headlines.jsonl"), str(LONGFORM / "filler.txt"), str(data)]) == 0
+    result = CliRunner().invoke(main, ["eval", str(data), "--codebook", str(gvfc / "codebook.yaml"), "--mode", "trained", "--threads", "2"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (figures["level"], figures["n"]) == ("document", 430)
+    head, base = figures["multilabel_macro_f1"], figures["baselines"]
+    # README: 0.616 against 0.595 (pooled LR) and 0.535 (segment vote), in the same run
+    assert head > base["pooled_lr"]["multilabel_macro_f1"] and head > base["segment_vote"]["multilabel_macro_f1"], figures
+    assert abs(head - 0.616) <= 0.02, figures
