@@ -71,7 +71,7 @@ def diverse_uncertain(vectors: np.ndarray, margin: np.ndarray, batch: int, short
 
 
 def run_loop(x: np.ndarray, y: list[str], frames: list[str], train: np.ndarray, test: np.ndarray, start: list[int],
-             batch: int, budget: int, strategy: str, rng: np.random.Generator) -> list[float]:
+             batch: int, budget: int, strategy: str, rng: np.random.Generator, order: str = "spread") -> list[float]:
     """Held-out macro-F1 after 0, batch, 2*batch, ... *budget* labels."""
     labelled = list(start)
     pool = [i for i in train if i not in set(start)]
@@ -83,10 +83,12 @@ def run_loop(x: np.ndarray, y: list[str], frames: list[str], train: np.ndarray, 
         if len(labelled) - len(start) >= budget or not pool:
             return scores
         if strategy == "queue":
-            order = diverse_uncertain(x[pool], margins(head.predict_proba(x[pool])), batch)
+            margin = margins(head.predict_proba(x[pool]))
+            chosen = (diverse_uncertain(x[pool], margin, batch) if order == "spread"
+                      else np.argsort(margin, kind="stable")[:batch])
         else:
-            order = rng.choice(len(pool), size=min(batch, len(pool)), replace=False)
-        picked = {pool[k] for k in order}
+            chosen = rng.choice(len(pool), size=min(batch, len(pool)), replace=False)
+        picked = {pool[k] for k in chosen}
         labelled += sorted(picked)
         pool = [i for i in pool if i not in picked]
 
@@ -98,6 +100,8 @@ def main() -> None:
     parser.add_argument("--labels", type=int, default=200, help="labels answered in all")
     parser.add_argument("--seeds", type=int, default=3, help="runs of the random baseline (and start sets)")
     parser.add_argument("--chart", type=Path, default=None, help="write the two curves as PNG here")
+    parser.add_argument("--order", choices=("spread", "margin"), default="spread",
+                        help="queue batches: the least sure spread out (default), or strictly by margin as the API lists them")
     args = parser.parse_args()
     if not (GVFC / "gvfc_headlines.jsonl").is_file():
         sys.exit(f"active_learning: GVFC not found at {GVFC} (it lives in ../shared, outside the project)")
@@ -119,7 +123,7 @@ def main() -> None:
                 start += [int(i) for i in rng.choice(pool, size=min(args.shots, len(pool)), replace=False)]
             for strategy in curves:
                 curves[strategy].append(run_loop(x, y, frames, train, test, start, args.batch, args.labels, strategy,
-                                                 np.random.default_rng(seed * 100 + int(fold) + 1)))
+                                                 np.random.default_rng(seed * 100 + int(fold) + 1), args.order))
     steps = list(range(0, args.labels + 1, args.batch))
     mean = {s: [statistics.fmean(run[k] for run in runs) for k in range(len(steps))] for s, runs in curves.items()}
     for k, n in enumerate(steps):

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from framewatch.contracts import stable_id
-from framewatch.errors import ConfigError, FramewatchError
+from framewatch.errors import ConfigError
 from framewatch.kafka_io import Tail, ensure_topics, read_to_end
 from framewatch.processing.alerts.subscriptions import Subscription, load_subscriptions
 from framewatch.settings import SUBSCRIPTIONS, Settings
@@ -144,7 +144,7 @@ class SubscriptionFollower:
         while not stop.wait(FOLLOW_INTERVAL_S):
             try:
                 records = self._tail.poll_keyed()
-            except (FramewatchError, OSError, Exception) as exc:  # a broker hiccup must not end the follower
+            except Exception as exc:  # a broker hiccup must not end the follower
                 log.warning("subscriptions: reading the topic failed (%s); retrying", type(exc).__name__)
                 continue
             if records:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,27 +13,15 @@ from prometheus_client import CollectorRegistry
 
 from framewatch import contracts
 from framewatch.contracts import Alert
-from framewatch.processing.alerts import cli as notify_cli
 from framewatch.processing.alerts import signing
 from framewatch.settings import ALERTS, FRAMED_ITEMS, Settings
-from tests.helpers.aggregator import run, seed, wait_committed
+from tests.helpers.aggregator import run, seed
+from tests.helpers.alerts import notify_until_committed
 from tests.helpers.framed_records import history_and_spike
 from tests.helpers.ports import refusing_port
 from tests.helpers.webhooks import Receiver
 
 pytestmark = pytest.mark.integration
-
-
-def notify_until_committed(settings: Settings, subs: Path, registry: CollectorRegistry) -> None:
-    stop = threading.Event()
-    thread = threading.Thread(target=notify_cli.run_notifier, args=(settings, subs, stop),
-                              kwargs={"registry": registry, "serve_metrics": False})
-    thread.start()
-    try:
-        assert wait_committed(settings, notify_cli.group_id(settings), settings.topic(ALERTS), 40)
-    finally:
-        stop.set()
-        thread.join(timeout=20)
 
 
 def test_spike_reaches_the_subscriber_once_signed_with_evidence(

@@ -20,10 +20,10 @@ from prometheus_client import CollectorRegistry
 from framewatch import contracts
 from framewatch.contracts import Alert
 from framewatch.dashboards import substitute
-from framewatch.processing.alerts import cli as notify_cli
 from framewatch.processing.trends.cli import group_id, run_aggregator
 from framewatch.settings import ALERTS, FRAMED_ITEMS, Settings
 from tests.helpers.aggregator import seed, wait_committed
+from tests.helpers.alerts import notify_until_committed
 from tests.helpers.framed_records import framed
 from tests.helpers.paths import ROOT
 from tests.helpers.ports import held_ports
@@ -109,15 +109,7 @@ def test_a_planted_twelve_hour_step_raises_one_shift_alert_delivered_once_and_ma
         subs.write_text("subscriptions:\n  - subscriber: desk\n    watch: scs\n"
                         f"    channel: {{type: webhook, url: '{receiver.url}', secret_env: SHIFT_HOOK_SECRET}}\n")
         for _ in range(2):  # a restart reads the alerts again: still one delivery
-            stop = threading.Event()
-            notifier = threading.Thread(target=notify_cli.run_notifier, args=(settings, subs, stop),
-                                        kwargs={"registry": CollectorRegistry(), "serve_metrics": False})
-            notifier.start()
-            try:
-                assert wait_committed(settings, notify_cli.group_id(settings), settings.topic(ALERTS), 60)
-            finally:
-                stop.set()
-                notifier.join(timeout=30)
+            notify_until_committed(settings, subs, CollectorRegistry())
     delivered = [json.loads(body)["alert"] for _, body in receiver.requests]
     shift_deliveries = [a for a in delivered if a["kind"] == "shift"]
     assert len(shift_deliveries) == 1 and shift_deliveries[0]["change_point"] is not None
