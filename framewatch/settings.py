@@ -145,10 +145,11 @@ class Settings(BaseSettings):
     serve_tokens_file: Path | None = Field(None, description="JSON file of API tokens (sha256 hashes and roles) that POST/DELETE /tokens keep; default state_dir/serve/tokens.json.")
     serve_subscriptions_file: Path | None = Field(None, description="Subscriptions YAML that is the starting state of the subscriptions topic (the API's edits are kept on the topic).")
     serve_codebook_path: Path | None = Field(None, description="Codebook YAML that POST /clusters/{id}/promote edits (a new codebook version); unset: the promotion is recorded on the codebook-changes topic.")
+    serve_artifact_path: Path | None = Field(None, description="Trained artifact folder the processor frames with (`framewatch process --artifact`): the workbench's Models page promotes a candidate into it; unset: it trains and compares but cannot promote.")
 
     @field_validator("kafka_sasl_username", "kafka_sasl_password", "kafka_ssl_cafile", "kafka_ssl_certfile",
                      "kafka_ssl_keyfile", "serve_admin_token", "serve_tokens_file", "serve_subscriptions_file",
-                     "serve_codebook_path", "model_cache_dir", mode="before")
+                     "serve_codebook_path", "serve_artifact_path", "model_cache_dir", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # a chart or shell that exports the variable empty means "not set", never the path "."

@@ -149,6 +149,7 @@ def train(
     """Fit a frame classifier on labelled JSONL DATA (e.g. the analysts' labels from
     ``GET /api/v1/labels/export``) and the codebook's examples, and save it as a versioned artifact.
     Written over the artifact a processor runs with, it is used from the next micro-batch on."""
+    from framewatch.processing.analyst.compare import codebook_examples
     from framewatch.processing.analyst.evaluate import load_labelled
     from framewatch.processing.framing.codebook import load_codebook
     from framewatch.processing.framing.embed import make_embedder
@@ -171,13 +172,6 @@ def train(
     sys.stdout.write(json.dumps({"artifact": str(path), "seconds": round(result.seconds, 1), "n": len(examples),
                                  "without_frame": len(labelled) - sum(1 for e in labelled if e.labels),
                                  "document_head": document}) + "\n")
-
-
-def codebook_examples(watch: Any) -> list[Any]:
-    """The watch's frame examples as training rows (ids ``codebook:<frame>:<n>``)."""
-    from framewatch.processing.framing.train import LabelledText
-
-    return [LabelledText(f"codebook:{f.id}:{i}", text, (f.id,)) for f in watch.frames for i, text in enumerate(f.examples)]
 
 
 def train_document_head(path: Path, watch: Any, examples: list[Any], embedder: Any, level: str, seed: int) -> str | None:

@@ -1,5 +1,5 @@
 """Login, the forms that change state (label, promote), the labels page, static files, and the
-mounting of the workbench on the API app.
+mounting of the workbench (queue and models pages too) on the API app.
 
 A form posts here with its CSRF token; the write is then relayed in-process to the API's own
 endpoint with the login's token as bearer, so the roles, validation and Kafka writes are the
@@ -162,9 +162,11 @@ def add_pages(app: FastAPI, ctx: ServeContext) -> None:
         return found
 
     # the queue's routes use this module's relay: imported here, not at the top (a cycle)
+    from framewatch.processing.workbench.models import add_model_routes
     from framewatch.processing.workbench.queue import add_queue_routes
 
     pages.add_read_pages(router, ctx, sessions)
     add_form_routes(router, ctx, sessions)
     add_queue_routes(router, ctx, sessions)
+    add_model_routes(router, ctx, sessions)
     app.include_router(router)

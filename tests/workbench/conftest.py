@@ -52,8 +52,13 @@ def csrf_of(html: str) -> str:
 @pytest.fixture
 def workbench(tmp_path: Path) -> Iterator[Workbench]:
     """The API and workbench over the workbench's fixture lake, tokens for viewer, analyst and admin."""
+    yield from serve_workbench(tmp_path)
+
+
+def serve_workbench(tmp_path: Path, **overrides: object) -> Iterator[Workbench]:
+    """Run the app as the ``workbench`` fixture does, with settings *overrides*; stop it after the yield."""
     lake = workbench_lake.build(tmp_path / "lake")
-    settings = serve_settings(tmp_path, lake.root)
+    settings = serve_settings(tmp_path, lake.root, **overrides)
     ctx = build_context(settings)
     ctx.now = lambda: lake.now
     sock = bind("127.0.0.1", 0)

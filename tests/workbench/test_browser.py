@@ -1,5 +1,6 @@
 """The analyst's path in a real browser (Debian's chromium, headless, through chromedriver):
-overview, the alert, an item behind it, a corrected frame, the label on the labels page, the export.
+overview, the alert, an item behind it, a corrected frame, the label on the labels page, the export;
+and on the Models page, a candidate trained, compared and promoted.
 
 At each step the page must show a chart (an inline <svg>) and its items, and the browser console
 must hold no error. A screenshot per step goes to FRAMEWATCH_SCREENSHOTS (default: a tmp dir).
@@ -18,8 +19,12 @@ from pathlib import Path
 
 import pytest
 
+from framewatch.processing.analyst.compare import artifact_model_id
+from framewatch.processing.framing.train import read_manifest
+from tests.serve.conftest import kafka_or_skip
 from tests.workbench import lake as workbench_lake
 from tests.workbench.conftest import Workbench
+from tests.workbench.test_models import bench, label_passages  # noqa: F401 - bench is a fixture
 
 pytestmark = pytest.mark.integration
 
@@ -137,3 +142,24 @@ def test_analyst_goes_from_the_alert_to_a_corrected_label_and_an_export(
     rows_ = list(csv.DictReader(io.StringIO(done[0].read_text(encoding="utf-8"))))  # type: ignore[index]
     assert len(rows_) == total and {r["frame"] for r in rows_} == {workbench_lake.ALERT_FRAME}
     assert [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"] == []
+
+
+def test_analyst_trains_a_candidate_watches_it_train_and_promotes_it(
+        bench: Workbench, browser: WebDriver, shots: Path) -> None:  # noqa: F811 - the fixture imported above
+    kafka_or_skip()
+    label_passages(bench)
+    browser.get(bench.root + "/ui/models")
+    token = browser.find_element(By.ID, "token")
+    token.send_keys(bench.tokens["analyst"])
+    token.submit()
+    wait_for("the models page", lambda: "/ui/models" in browser.current_url)
+    browser.find_element(By.CSS_SELECTOR, "form[action='/ui/models/train'] button").click()
+    # the page refreshes itself (a meta refresh, no script) until the comparison is there
+    found = wait_for("the comparison", lambda: browser.find_elements(By.CSS_SELECTOR, "code.candidate-model"), 60)
+    candidate = found[0].text  # type: ignore[index]
+    assert len(browser.find_elements(By.CSS_SELECTOR, "tr.frame-row")) == 3
+    assert [e for e in browser.get_log("browser") if e.get("level") in ("SEVERE", "ERROR")] == []
+    assert browser.save_screenshot(str(shots / "7-models.png"))
+    browser.find_element(By.CSS_SELECTOR, "form[action='/ui/models/promote'] button").click()
+    wait_for("the promotion", lambda: "Last promoted" in browser.page_source)  # the old page's elements go stale
+    assert artifact_model_id(read_manifest(Path(str(bench.ctx.settings.serve_artifact_path)))) == candidate

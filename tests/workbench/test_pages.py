@@ -16,7 +16,8 @@ from tests.serve.lake import WATCHES
 from tests.workbench import lake as workbench_lake
 from tests.workbench.conftest import Workbench, csrf_of
 
-PAGES = ["/ui/", "/ui/watches/china-scs", "/ui/items", "/ui/items/china-scs:item201", "/ui/items?watch=odd%3Awatch"]
+PAGES = ["/ui/", "/ui/watches/china-scs", "/ui/items", "/ui/items/china-scs:item201", "/ui/items?watch=odd%3Awatch",
+         "/ui/models"]
 
 
 def listed_titles(html: str) -> list[str]:
