@@ -3,7 +3,8 @@
 Records never carry Kafka coordinates; those live in :class:`MessageContext`. Change a record
 by copying it (``dataclasses.replace``). ``decode(RecordType, raw)`` returns a record or raises
 :class:`~framewatch.errors.DecodeError` carrying a reason from :data:`DECODE_REASONS` and the
-original bytes, which the consumer loop routes to the dead-letter topic.
+original bytes, which the consumer loop routes to the dead-letter topic. The codec itself is
+:mod:`framewatch.codec`, re-exported here.
 
 Compatibility: a reader accepts any ``schema_version`` up to its own and ignores unknown fields,
 so producers can add optional fields without breaking older consumers; removing or retyping a
@@ -13,18 +14,24 @@ field needs a new ``schema_version``.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
-import json
-import re
-import types
 import typing
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
-from framewatch.errors import DecodeError
-from framewatch.timeutil import format_utc, parse_utc
+from framewatch.codec import (
+    DECODE_REASONS,
+    MAX_DEPTH,
+    MAX_RECORD_BYTES,
+    decode,
+    encode,
+    from_dict,
+    lone_surrogate,
+    to_dict,
+    too_deep,
+)
+from framewatch.timeutil import format_utc
 
 ItemKind = Literal["article", "forum_post"]
 QuoteOrigin = Literal["markup", "copied"]
@@ -33,13 +40,9 @@ QuoteOrigin = Literal["markup", "copied"]
 ANY = "*"  # an aggregate row's frame (the watch's total) or outlet (all outlets); a subscription's "every watch"
 EMERGENT_PREFIX = "emergent:"  # frame id of a framing found by clustering: emergent:<cluster id>
 BUCKETS: dict[str, int] = {"5m": 300, "1h": 3600, "1d": 86400}  # bucket sizes: granularity -> seconds
+Sensitivity = Literal["low", "medium", "high"]  # a shift/drift detector's level (rates: processing/changes)
+SENSITIVITIES: tuple[str, ...] = typing.get_args(Sensitivity)
 
-# Reasons a message fails to decode; they double as metric label values.
-DECODE_REASONS = ("not_utf8", "not_json", "not_object", "schema_too_new", "invalid_field", "too_large", "too_deep")
-# Limits of what a decoder reads: the producers' max request size, and nesting far beyond any
-# record's own (a FramedItem is four levels deep); past them a record is refused, not parsed.
-MAX_RECORD_BYTES = 4 * 1024 * 1024
-MAX_DEPTH = 32
 # Original bytes a dead letter keeps: their base64 (4/3) fits a topic's default 1 MiB message
 # limit; a larger original keeps its head, its size and its digest, and is never replayed.
 DEAD_LETTER_RAW_MAX = 512 * 1024
@@ -197,158 +200,6 @@ def framed_key(item_id: str, watch_id: str) -> str:
     return f"{watch_id}:{item_id}"
 
 
-# --- encoding -------------------------------------------------------------------------------
-
-R = TypeVar("R")
-
-
-def to_dict(record: Any) -> dict[str, Any]:
-    """Return a JSON-ready dict of a record (datetimes as ISO-8601 UTC)."""
-    return typing.cast(dict[str, Any], _plain(record))
-
-
-def encode(record: Any) -> bytes:
-    """Encode a record as compact UTF-8 JSON."""
-    return json.dumps(to_dict(record), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-
-
-def lone_surrogate(text: str, data: Any) -> str | None:
-    """Why *data* (parsed from the JSON *text*) cannot be written back as UTF-8, or None.
-
-    JSON may escape a lone UTF-16 surrogate (``"\\ud800"``); ``json.loads`` accepts it, but no
-    UTF-8 encoder writes it back, so such a record would fail later, at the first produce.
-    Only texts with an escaped surrogate (pairs are fine) are checked further.
-    """
-    if "\\u" not in text or not _ESCAPED_SURROGATE.search(text):
-        return None
-    try:
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return f"lone surrogate escape: {exc.reason} at {exc.start}"
-    return None
-
-
-def too_deep(data: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether parsed JSON nests containers deeper than *limit* (iterative: no recursion)."""
-    stack: list[tuple[Any, int]] = [(data, 1)]
-    while stack:
-        node, depth = stack.pop()
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
-        if children is None:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return False
-
-
-def decode(record_type: type[R], raw: bytes) -> R:
-    """Decode *raw* bytes into *record_type*, or raise DecodeError with a reason and the bytes."""
-    if isinstance(raw, bytes | bytearray) and len(raw) > MAX_RECORD_BYTES:
-        raise DecodeError("too_large", f"{len(raw)} bytes, more than {MAX_RECORD_BYTES}", bytes(raw))
-    try:
-        text = raw.decode("utf-8")
-    except (UnicodeDecodeError, AttributeError) as exc:
-        raise DecodeError("not_utf8", str(exc), bytes(raw or b"")) from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DecodeError("not_json", str(exc), raw) from exc
-    except RecursionError as exc:  # nesting deeper than the interpreter's stack
-        raise DecodeError("too_deep", f"nested more than {MAX_DEPTH} levels", raw) from exc
-    if too_deep(data):
-        raise DecodeError("too_deep", f"nested more than {MAX_DEPTH} levels", raw)
-    lone = lone_surrogate(text, data)
-    if lone:
-        raise DecodeError("not_utf8", lone, raw)
-    if not isinstance(data, dict):
-        raise DecodeError("not_object", f"expected a JSON object, got {type(data).__name__}", raw)
-    version = data.get("schema_version", 1)
-    if not isinstance(version, int) or version > record_type.SCHEMA_VERSION:  # type: ignore[attr-defined]
-        raise DecodeError("schema_too_new", f"schema_version {version!r} is not supported", raw)
-    try:
-        return from_dict(record_type, data)
-    except (TypeError, ValueError, KeyError) as exc:
-        raise DecodeError("invalid_field", str(exc), raw) from exc
-
-
-def from_dict(record_type: type[R], data: dict[str, Any]) -> R:
-    """Build a record from a dict, checking every field's type; unknown keys are ignored."""
-    hints = typing.get_type_hints(record_type)
-    kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(record_type):  # type: ignore[arg-type]
-        if f.name in data:
-            kwargs[f.name] = _convert(hints[f.name], data[f.name], f.name)
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise KeyError(f"missing field {f.name!r}")
-    return record_type(**kwargs)
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, datetime):
-        return format_utc(value)
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return value
-
-
-def _convert(hint: Any, value: Any, name: str) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _convert(arg, value, name)
-            except (TypeError, ValueError) as exc:
-                errors.append(str(exc))
-        raise TypeError(f"field {name!r}: {'; '.join(errors)}")
-    if origin is Literal:
-        if value not in args:
-            raise ValueError(f"field {name!r}: {value!r} is not one of {list(args)}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise TypeError(f"field {name!r}: expected a list")
-        return tuple(_convert(args[0], v, name) for v in value)
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise TypeError(f"field {name!r}: expected an object")
-        return {str(k): _convert(args[1], v, name) for k, v in value.items()}
-    if hint is datetime:
-        if not isinstance(value, str):
-            raise TypeError(f"field {name!r}: expected an ISO-8601 string")
-        return parse_utc(value)
-    if dataclasses.is_dataclass(hint):
-        if not isinstance(value, dict):
-            raise TypeError(f"field {name!r}: expected an object")
-        return from_dict(hint, value)  # type: ignore[arg-type]
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError(f"field {name!r}: expected a number")
-        return float(value)
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"field {name!r}: expected an integer")
-        return value
-    if hint in (str, bool):
-        if not isinstance(value, hint):
-            raise TypeError(f"field {name!r}: expected {hint.__name__}")
-        return value
-    if hint is typing.Any:
-        return value
-    raise TypeError(f"field {name!r}: unsupported type {hint!r}")
-
-
 def dead_letter(
     component: str, ctx: MessageContext, reason: str, detail: str, raw: bytes, failed_at: datetime
 ) -> DeadLetter:
@@ -432,9 +283,11 @@ class Alert:
 
     Version 2 adds the change's ``kind`` (spike, shift, drift or emergent) and, for shifts and
     drifts, the estimated change point, the share before and after (with a 90% interval), the
-    detector, its false-alarm rate and the detection delay; v1 records decode with defaults."""
+    detector, its false-alarm rate and the detection delay; v1 records decode with defaults.
+    Version 3 adds a shift's or drift's ``sensitivity`` (the level whose detector raised it; each
+    level alerts on its own, keyed apart); spikes, emergent framings and v2 records have none."""
 
-    SCHEMA_VERSION: typing.ClassVar[int] = 2
+    SCHEMA_VERSION: typing.ClassVar[int] = 3
 
     key: str
     watch_id: str
@@ -458,7 +311,8 @@ class Alert:
     detector: str | None = None
     false_alarm_rate_per_week: float | None = None
     delay_s: float | None = None
-    schema_version: int = 2
+    schema_version: int = 3
+    sensitivity: Sensitivity | None = None
 
 
 def aggregate_key(row: AggregateRow) -> str:
@@ -468,13 +322,18 @@ def aggregate_key(row: AggregateRow) -> str:
     )
 
 
-def alert_key(watch_id: str, frame: str, window_start: datetime) -> str:
-    """Deterministic key of the alert for one watch, frame and window."""
-    return f"{watch_id}:{frame}:{format_utc(window_start)}"
+def alert_key(watch_id: str, frame: str, window_start: datetime, kind: str | None = None,
+              sensitivity: str | None = None) -> str:
+    """Deterministic key of the alert for one watch, frame and window; a shift's or drift's ends
+    with its level and kind (``...:high:shift``), so compaction never folds two levels into one."""
+    return ":".join((watch_id, frame, format_utc(window_start), *filter(None, (sensitivity, kind))))
 
 
 __all__ = [
     "DECODE_REASONS",
+    "MAX_DEPTH",
+    "MAX_RECORD_BYTES",
+    "SENSITIVITIES",
     "AggregateContribution",
     "AggregateRow",
     "Alert",
@@ -487,6 +346,7 @@ __all__ = [
     "MessageContext",
     "Quote",
     "RawItem",
+    "Sensitivity",
     "aggregate_key",
     "alert_key",
     "dead_letter",
@@ -495,6 +355,8 @@ __all__ = [
     "field",
     "framed_key",
     "from_dict",
+    "lone_surrogate",
     "stable_id",
     "to_dict",
+    "too_deep",
 ]

@@ -88,9 +88,11 @@ def summary(alert: Alert) -> str:
         rate = (f", about 1 false alarm in {1 / alert.false_alarm_rate_per_week:.0f} weeks"
                 if alert.false_alarm_rate_per_week else "")
         found = f" {alert.delay_s / 3600:.1f} h later" if alert.delay_s is not None else ""
-        return (f"[{alert.watch_id}] {alert.frame} {'shifted up' if alert.kind == 'shift' else 'is drifting up'}: "
+        level = f" ({alert.sensitivity} sensitivity)" if alert.sensitivity else ""
+        moved = ("shifted up" if alert.share_after >= before else "shifted down") if alert.kind == "shift" else "is drifting up"
+        return (f"[{alert.watch_id}] {alert.frame} {moved}: "
                 f"{before:.0%} -> {alert.share_after:.0%}{interval} since {format_utc(alert.change_point)}, "
-                f"found{found} by {alert.detector or alert.rule}{rate}")
+                f"found{found} by {alert.detector or alert.rule}{rate}{level}")
     return (
         f"[{alert.watch_id}] {alert.frame}: {alert.observed_share:.0%} of {alert.window_items} items "
         f"({alert.observed_count}) vs baseline {alert.baseline_share:.0%}, score {alert.score:.1f} "

@@ -2,9 +2,11 @@
 message per period (UTC days; weeks from Monday), listing each change with its chart, instead of
 one message per alert.
 
-Alerts for a digest are queued in SQLite (written before the batch's offsets are committed, so a
-restart loses none and a re-read alert is queued once); once a period has ended the notifier
-sends it (from its idle turns) and marks it sent, also in SQLite, so each period goes out once.
+Only the alerts the subscription matches are queued (its watch, frames, kinds and sensitivity: a
+shift or drift of another level never enters its digest). They are queued in SQLite (written
+before the batch's offsets are committed, so a restart loses none and a re-read alert is queued
+once); once a period has ended the notifier sends it (from its idle turns) and marks it sent,
+also in SQLite, so each period goes out once.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from framewatch.settings import SUBSCRIPTIONS, Settings
 
 log = logging.getLogger(__name__)
 
-ENTRY_FIELDS = ("subscriber", "watch", "frames", "min_score", "rules", "kinds", "digest")
+ENTRY_FIELDS = ("subscriber", "watch", "frames", "min_score", "rules", "kinds", "digest", "sensitivity")
 FOLLOW_INTERVAL_S = 1.0
 
 
@@ -56,8 +56,9 @@ def _entry(spec: dict[str, Any]) -> dict[str, Any]:
     return {**entry, "channel": channel}
 
 
-def load_one(spec: dict[str, Any], env: Mapping[str, str] | None = None) -> Subscription:
-    """The notifier's Subscription for *spec*, through the file loader; ConfigError when invalid."""
+def load_one(spec: dict[str, Any], env: Mapping[str, str] | None = None, sensitivity: str = "medium") -> Subscription:
+    """The notifier's Subscription for *spec*, through the file loader; ConfigError when invalid.
+    *sensitivity*: the level of a spec that names none (the deployment's)."""
     try:
         text = yaml.safe_dump({"subscriptions": [_entry(spec)]}, allow_unicode=True, sort_keys=False)
     except (KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
@@ -68,7 +69,7 @@ def load_one(spec: dict[str, Any], env: Mapping[str, str] | None = None) -> Subs
             path.write_text(text, encoding="utf-8")
         except UnicodeEncodeError as exc:
             raise ConfigError(f"subscription: not valid text: {exc.reason}") from exc
-        subs = load_subscriptions(path, env=AnyEnv() if env is None else env)
+        subs = load_subscriptions(path, env=AnyEnv() if env is None else env, sensitivity=sensitivity)
     return subs[0]
 
 
@@ -106,13 +107,15 @@ def overlay(specs: dict[str, dict[str, Any]], records: list[tuple[bytes | None, 
     return bad
 
 
-def resolve(specs: dict[str, dict[str, Any]], env: Mapping[str, str]) -> tuple[list[Subscription], dict[str, str]]:
-    """The subscriptions *specs* describe, secrets from *env*; the ones that cannot be used, with why."""
+def resolve(specs: dict[str, dict[str, Any]], env: Mapping[str, str],
+            sensitivity: str = "medium") -> tuple[list[Subscription], dict[str, str]]:
+    """The subscriptions *specs* describe, secrets from *env*, *sensitivity* where a spec names no
+    level; the ones that cannot be used, with why."""
     subs: list[Subscription] = []
     rejected: dict[str, str] = {}
     for sub_id, spec in sorted(specs.items()):
         try:
-            subs.append(load_one(spec, env))
+            subs.append(load_one(spec, env, sensitivity))
         except ConfigError as exc:
             rejected[sub_id] = str(exc)
     return subs, rejected
@@ -137,7 +140,7 @@ class SubscriptionFollower:
         self._tail = Tail(self.settings, topic, "framewatch-notify-subscriptions")
         self._thread = threading.Thread(target=self._follow, args=(stop,), name="subscriptions", daemon=True)
         self._thread.start()
-        return resolve(self.specs, self.env)[0]
+        return resolve(self.specs, self.env, self.settings.alert_sensitivity)[0]
 
     def _follow(self, stop: threading.Event) -> None:
         assert self._tail is not None
@@ -154,7 +157,7 @@ class SubscriptionFollower:
     def _report(self, unreadable: int) -> None:
         if unreadable:
             log.warning("subscriptions: skipped %d unreadable record(s) on the topic", unreadable)
-        subs, rejected = resolve(self.specs, self.env)
+        subs, rejected = resolve(self.specs, self.env, self.settings.alert_sensitivity)
         for sub_id, why in rejected.items():
             log.warning("subscriptions: %s not used: %s", sub_id, why)
         self.on_change(subs, rejected)

@@ -14,6 +14,8 @@ Example::
       - subscriber: newsroom
         watch: china-scs
         kinds: [shift, drift]       # spike | shift | drift | emergent (default: every kind)
+        sensitivity: high           # low | medium | high: which level's shifts and drifts (default:
+                                    # FRAMEWATCH_ALERT_SENSITIVITY); spikes and emergent ones come at any
         digest: daily               # daily | weekly: one message a period listing each change
         channel: {type: slack, url: https://hooks.slack.com/services/T/B/X}
       - subscriber: analyst
@@ -44,7 +46,7 @@ from typing import Any
 
 import yaml
 
-from framewatch.contracts import ANY, Alert
+from framewatch.contracts import ANY, SENSITIVITIES, Alert
 from framewatch.errors import ConfigError
 from framewatch.processing.alerts.signing import secret_bytes
 
@@ -84,6 +86,7 @@ class Subscription:
     rules: tuple[str, ...] | None = None
     kinds: tuple[str, ...] | None = None  # spike, shift, drift, emergent; None = every kind
     digest: str | None = None  # daily | weekly: one message per period instead of one per alert
+    sensitivity: str = "medium"  # low | medium | high: the level of the shifts and drifts it hears of
 
 
 KINDS = ("spike", "shift", "drift", "emergent")
@@ -97,6 +100,7 @@ def matches(sub: Subscription, alert: Alert) -> bool:
         and (sub.frames is None or alert.frame in sub.frames)
         and (sub.rules is None or alert.rule in sub.rules)
         and (sub.kinds is None or alert.kind in sub.kinds)
+        and alert.sensitivity in (None, sub.sensitivity)  # spikes and emergent ones have no level
         and alert.score >= sub.min_score
     )
 
@@ -129,8 +133,10 @@ class _Doc:
         return out
 
 
-def load_subscriptions(path: str | Path, env: Mapping[str, str] | None = None) -> list[Subscription]:
-    """Read and validate a subscriptions file; raises ConfigError naming file, line and field."""
+def load_subscriptions(path: str | Path, env: Mapping[str, str] | None = None,
+                       sensitivity: str = "medium") -> list[Subscription]:
+    """Read and validate a subscriptions file; raises ConfigError naming file, line and field.
+    *sensitivity* is the level of an entry that names none (FRAMEWATCH_ALERT_SENSITIVITY)."""
     path = Path(path)
     env = os.environ if env is None else env
     try:
@@ -152,7 +158,7 @@ def load_subscriptions(path: str | Path, env: Mapping[str, str] | None = None) -
     seq = top["subscriptions"]
     if not isinstance(seq, yaml.SequenceNode):
         raise doc.fail(seq, "subscriptions", "must be a list")
-    subs = [_subscription(doc, node, f"subscriptions[{i}]", env) for i, node in enumerate(seq.value)]
+    subs = [_subscription(doc, node, f"subscriptions[{i}]", env, sensitivity) for i, node in enumerate(seq.value)]
     seen: dict[str, int] = {}
     for i, sub in enumerate(subs):
         key = f"{sub.subscriber}/{sub.watch}"
@@ -163,8 +169,9 @@ def load_subscriptions(path: str | Path, env: Mapping[str, str] | None = None) -
     return subs
 
 
-def _subscription(doc: _Doc, node: yaml.Node, where: str, env: Mapping[str, str]) -> Subscription:
-    f = doc.fields(node, where, {"subscriber", "watch", "frames", "min_score", "rules", "kinds", "digest", "channel"})
+def _subscription(doc: _Doc, node: yaml.Node, where: str, env: Mapping[str, str], sensitivity: str) -> Subscription:
+    f = doc.fields(node, where, {"subscriber", "watch", "frames", "min_score", "rules", "kinds", "digest",
+                                 "sensitivity", "channel"})
     for name in ("subscriber", "watch", "channel"):
         if name not in f:
             raise doc.fail(node, f"{where}.{name}", "missing")
@@ -203,8 +210,13 @@ def _subscription(doc: _Doc, node: yaml.Node, where: str, env: Mapping[str, str]
         digest = doc.value(f["digest"])
         if digest not in DIGESTS:
             raise doc.fail(f["digest"], f"{where}.digest", f"must be one of {list(DIGESTS)} (or left out: each alert at once)")
+    if "sensitivity" in f:
+        sensitivity = doc.value(f["sensitivity"])
+        if sensitivity not in SENSITIVITIES:
+            raise doc.fail(f["sensitivity"], f"{where}.sensitivity",
+                           f"{sensitivity!r} is not one of {list(SENSITIVITIES)} (or left out: the deployment's level)")
     channel = _channel(doc, f["channel"], f"{where}.channel", env)
-    return Subscription(subscriber, watch, frames, min_score, channel, rules, kinds, digest)
+    return Subscription(subscriber, watch, frames, min_score, channel, rules, kinds, digest, sensitivity)
 
 
 def _channel(doc: _Doc, node: yaml.Node, where: str, env: Mapping[str, str]) -> Channel:

@@ -6,6 +6,7 @@ schema describes all of it. Write routes live in :mod:`.writes`.
 """
 
 
+import dataclasses
 import logging
 import threading
 import time
@@ -98,6 +99,8 @@ class ServeContext:
     def __post_init__(self) -> None:
         if self.writer is None:
             self.writer = TopicWriter(self.settings)
+        # the alert level lists show by default, here and in the workbench's pages (same reads)
+        self.lake = dataclasses.replace(self.lake, sensitivity=self.settings.alert_sensitivity)
 
     @property
     def page_max(self) -> int:
@@ -222,10 +225,14 @@ def add_read_routes(router: APIRouter, ctx: ServeContext, paging: Paging) -> Non
                             buckets=[m.SeriesBucket(**r) for r in rows[offset:offset + page[1]]])
 
     @router.get("/alerts", response_model=m.AlertPage, tags=["read"])
-    def list_alerts(page: Page, watch: str | None = None, start: datetime | None = None,
-                    end: datetime | None = None) -> m.AlertPage:
+    def list_alerts(
+        page: Page, watch: str | None = None, start: datetime | None = None, end: datetime | None = None,
+        sensitivity: Annotated[Literal["low", "medium", "high", "all"] | None, Query(
+            description="Shifts and drifts of this level (all: every level's); default: the deployment's "
+                        "FRAMEWATCH_ALERT_SENSITIVITY. Spikes and emergent framings are always listed.")] = None,
+    ) -> m.AlertPage:
         """Alerts detected in [start, end), newest first, with their evidence."""
-        frame = reads.alerts(ctx.lake, watch, utc(start), utc(end))
+        frame = reads.alerts(ctx.lake, watch, utc(start), utc(end), sensitivity)
         offset, token = page_bounds(frame.height, page[0], page[1])
         rows = frame.slice(offset, page[1]).to_dicts() if frame.height else []
         return m.AlertPage(total=frame.height, offset=offset, next_page_token=token,

@@ -24,6 +24,14 @@ KEYS = {ITEMS: "item_id", FRAMED_ITEMS: "key", AGGREGATES: "key", ALERTS: "key"}
 FILE = "_file"  # the file a row came from (a tie-break of the per-key rule)
 ORDER = "_order"  # (_partition, _offset) as one integer: offsets stay below 2**40
 HIVE_SCHEMA = {"date": pl.String, "watch": pl.String}  # watch ids stay text; polars decodes %XX
+# Columns a table gained with a later record version. A scan takes its columns from its first
+# file; where that one is older these are added (null in the files without them), not dropped.
+UTC_US = pl.Datetime("us", "UTC")
+LATER_COLUMNS: dict[str, dict[str, Any]] = {ALERTS: {
+    "kind": pl.String, "change_point": UTC_US, "share_before": pl.Float64, "share_after": pl.Float64,
+    "share_after_low": pl.Float64, "share_after_high": pl.Float64, "detector": pl.String,
+    "false_alarm_rate_per_week": pl.Float64, "delay_s": pl.Float64, "sensitivity": pl.String,
+}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +40,7 @@ class Lake:
 
     root: str
     storage_options: dict[str, Any] | None = None
+    sensitivity: str = "medium"  # the deployment's alert level: the alerts a list shows unless asked
 
     @property
     def is_local(self) -> bool:
@@ -76,10 +85,16 @@ class Lake:
         if not self.table_exists(table):
             return None
         source = f"{self.root.rstrip('/')}/{table}/**/*.parquet"
-        lf = pl.scan_parquet(
-            source, hive_partitioning=True, hive_schema=HIVE_SCHEMA, missing_columns="insert",
-            extra_columns="ignore", storage_options=self.storage_options, include_file_paths=FILE,
-        )
+        options: dict[str, Any] = {
+            "hive_partitioning": True, "hive_schema": HIVE_SCHEMA, "missing_columns": "insert",
+            "extra_columns": "ignore", "storage_options": self.storage_options, "include_file_paths": FILE,
+        }
+        lf = pl.scan_parquet(source, **options)
+        if later := LATER_COLUMNS.get(table):
+            have = lf.collect_schema()
+            if any(name not in have for name in later):
+                own = {k: v for k, v in have.items() if k not in HIVE_SCHEMA and k != FILE}
+                lf = pl.scan_parquet(source, schema=own | {k: v for k, v in later.items() if k not in have}, **options)
         lf = prune(lf, watch, start, end)
         return latest_per_key(lf, KEYS[table]) if latest else lf.drop(FILE)
 

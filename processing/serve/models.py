@@ -92,6 +92,8 @@ class Alert(BaseModel):
     detector: str | None = None
     false_alarm_rate_per_week: float | None = Field(None, description="The detector's stated false alarms per watch x frame and week.")
     delay_s: float | None = Field(None, description="Seconds from the change point to the detection.")
+    sensitivity: Literal["low", "medium", "high"] | None = Field(
+        None, description="Shifts and drifts: the level whose detector raised it; null for spikes and emergent framings.")
 
 
 class AlertPage(Page):
@@ -269,6 +271,10 @@ class SubscriptionSpec(BaseModel):
     rules: list[Literal["share_spike", "emergent_growth"]] | None = None
     kinds: list[Literal["spike", "shift", "drift", "emergent"]] | None = Field(None, description="Kinds of change to hear about; null: every kind.")
     digest: Literal["daily", "weekly"] | None = Field(None, description="One message per day or week listing each change, instead of one per alert.")
+    sensitivity: Literal["low", "medium", "high"] | None = Field(
+        None, description="Which level's shifts and drifts to hear about: low (about 1 false alarm in 2 years per watch x frame "
+        "and detector), medium (1 in 32 weeks) or high (1 in 8 weeks); null: the deployment's FRAMEWATCH_ALERT_SENSITIVITY. "
+        "Spikes and emergent framings come at every level.")
     channel: Channel
 
 

@@ -57,13 +57,19 @@ def series(lake: Lake, watch: str, bucket: str, start: datetime, end: datetime, 
     return out
 
 
-def alerts(lake: Lake, watch: str | None, start: datetime | None, end: datetime | None) -> pl.DataFrame:
-    """Alerts detected in [start, end), newest first (the alerts table is partitioned by detection date)."""
+def alerts(lake: Lake, watch: str | None, start: datetime | None, end: datetime | None,
+           sensitivity: str | None = None) -> pl.DataFrame:
+    """Alerts detected in [start, end), newest first (the alerts table is partitioned by detection
+    date): spikes and emergent framings, and the shifts and drifts of one *sensitivity* (default: the
+    deployment's, ``lake.sensitivity``; ``all``: every level's, which repeat the same changes)."""
     lf = lake.scan(ALERTS, watch=watch, start=start, end=end)
     if lf is None:
         return pl.DataFrame()
     if watch is not None:
         lf = lf.filter(pl.col("watch_id") == watch)
+    level = sensitivity or lake.sensitivity
+    if level != "all":  # rows before Alert v3 have no level (null)
+        lf = lf.filter(pl.col("sensitivity").is_null() | (pl.col("sensitivity") == level))
     if start is not None:
         lf = lf.filter(pl.col("detected_at") >= start)
     if end is not None:

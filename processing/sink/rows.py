@@ -62,6 +62,7 @@ ALERT_COLUMNS: dict[str, Any] = {
     "kind": pl.Utf8, "change_point": UTC_US, "share_before": pl.Float64, "share_after": pl.Float64,
     "share_after_low": pl.Float64, "share_after_high": pl.Float64, "detector": pl.Utf8,
     "false_alarm_rate_per_week": pl.Float64, "delay_s": pl.Float64,
+    "sensitivity": pl.Utf8,  # version 3: a shift's or drift's level (null for spikes, emergent, v1-v2 rows)
 }
 SCHEMAS: dict[str, dict[str, Any]] = {
     table: {**COORDINATES, **columns}

@@ -18,6 +18,7 @@ import click
 from kafka.errors import CommitFailedError
 from prometheus_client import CollectorRegistry
 
+from framewatch.contracts import SENSITIVITIES
 from framewatch.kafka_io import (
     Message,
     StageOutput,
@@ -68,9 +69,15 @@ def spike_config(settings: Settings) -> SpikeConfig:
     )
 
 
-def change_config(settings: Settings) -> ChangeConfig:
-    """Shift and drift tuning from settings."""
-    return ChangeConfig(sensitivity=settings.alert_sensitivity, shift_lift=settings.shift_design_lift)
+def change_config(settings: Settings, sensitivity: str | None = None) -> ChangeConfig:
+    """Shift and drift tuning from settings, at *sensitivity* (default: the deployment's)."""
+    return ChangeConfig(sensitivity=sensitivity or settings.alert_sensitivity, shift_lift=settings.shift_design_lift)
+
+
+def change_detectors(settings: Settings) -> dict[str, ChangeDetector]:
+    """One detector per sensitivity, each calibrated to its own rate and with its own memory, so
+    a subscription at any level gets exactly that level's alerts."""
+    return {level: ChangeDetector(change_config(settings, level)) for level in SENSITIVITIES}
 
 
 def run_aggregator(
@@ -114,7 +121,7 @@ def _aggregate(
     state_topic = ensure_state_topic(settings)
     state = AggregateState(by_outlet=settings.aggregate_by_outlet)
     detector = SpikeDetector(spike_config(settings))
-    changes = ChangeDetector(change_config(settings))
+    changes = change_detectors(settings)
     pipeline = PipelineMetrics(registry, COMPONENT)
     trend_metrics = TrendMetrics(registry)
     log.info("remembered %d earlier alerts", restore_cooldowns(settings, detector, trend_metrics, changes))
@@ -130,6 +137,7 @@ def _aggregate(
         evaluates=lambda watch: owner_partition(watch, n_partitions) in restorer.owned, state_topic=state_topic, aggregates_topic=settings.topic(AGGREGATES),
         alerts_topic=settings.topic(ALERTS), clock=clock, metrics=trend_metrics,
         caught_up=lambda: backlog(consumer) == 0, retention=retention, changes=changes,
+        sensitivity=settings.alert_sensitivity,
     )
     quiet = logging.getLogger("kafka.consumer.subscription_state")
     level = quiet.level

@@ -11,7 +11,8 @@ The aggregator's only state is the map key -> contribution, kept in the compacte
 * :class:`PartialsTail` reads every instance's partial rows back (no group), so each instance's
   merged view, metrics and spike detection cover every partition;
 * :func:`owner_partition` picks the one instance that evaluates a watch's spikes;
-* :func:`restore_cooldowns` reads the alerts topic so a restart does not raise an alert again.
+* :func:`restore_cooldowns` reads the alerts topic so a restart does not raise an alert again
+  (each sensitivity's shift and drift detector from that level's own alerts).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import zlib
+from collections.abc import Mapping
 
 from kafka import TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
@@ -126,25 +128,28 @@ def owner_partition(watch_id: str, partitions: int) -> int:
 
 
 def restore_cooldowns(settings: Settings, detector: SpikeDetector, metrics: TrendMetrics | None = None,
-                      changes: ChangeDetector | None = None) -> int:
-    """Remember the alerts already raised, so a restart does not raise them again.
+                      changes: Mapping[str, ChangeDetector] | None = None) -> int:
+    """Remember the alerts already raised, so a restart does not raise them again; *changes*
+    holds a detector per sensitivity, and each remembers its own level's shifts and drifts (a v2
+    alert, without a level, was raised at the deployment's).
 
-    Their alert counters start at 0 in this process, so ``increase()`` over a window that spans
-    the restart still sees the series."""
+    Their alert counters (the deployment's level only, as the stage counts) start at 0 in this
+    process, so ``increase()`` over a window that spans the restart still sees the series."""
     n = 0
     for _, value in read_to_end(settings, settings.topic(ALERTS)):
         try:
             alert = contracts.decode(Alert, value or b"")
         except DecodeError:
             continue
+        level = alert.sensitivity or settings.alert_sensitivity
         if alert.kind in (SHIFT, DRIFT):
-            if changes is not None:
-                changes.remember(alert.watch_id, alert.frame, int(alert.window_end.timestamp()),
-                                 alert.share_after if alert.share_after is not None else alert.observed_share,
-                                 int(alert.window_start.timestamp()))
+            if changes is not None and level in changes:
+                changes[level].remember(alert.watch_id, alert.frame, int(alert.window_end.timestamp()),
+                                        alert.share_after if alert.share_after is not None else alert.observed_share,
+                                        int(alert.window_start.timestamp()))
         else:
             detector.remember(alert.watch_id, alert.frame, int(alert.window_start.timestamp()))
-        if metrics is not None:
+        if metrics is not None and level == settings.alert_sensitivity:
             metrics.alerts.labels(alert.watch_id, alert.frame, alert.rule, alert.kind)
         n += 1
     return n

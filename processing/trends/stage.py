@@ -1,7 +1,8 @@
 """The aggregator's stage: framed records in, state + partial aggregates + alerts out.
 
-Given its in-memory state (``AggregateState``, ``SpikeDetector`` and ``ChangeDetector``) the stage is a function
-of the batch; the Kafka loop (``run_stage``) produces its output and commits. Outputs, in order:
+Given its in-memory state (``AggregateState``, ``SpikeDetector`` and one ``ChangeDetector`` per
+sensitivity) the stage is a function of the batch; the Kafka loop (``run_stage``) produces its
+output and commits. Outputs, in order:
 changed contributions, then the retention step's sealed days and tombstones to the compacted
 ``aggregate-state`` topic, absolute partial aggregate rows for every bucket the batch touched to
 ``aggregates``, and alerts to ``alerts``. Records published before the contribution horizon are
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from framewatch import contracts
@@ -89,12 +90,13 @@ def alert_of(ev: Evaluation, state: AggregateState, detected_at: datetime) -> Al
     )
 
 
-def change_alert(ch: Change, state: AggregateState, detected_at: datetime) -> Alert:
-    """The alert record of a shift or drift: from its change point to the last hour seen, with
-    the share before and after, the detector and its rate, and the top items since the change."""
+def change_alert(ch: Change, state: AggregateState, detected_at: datetime, sensitivity: str) -> Alert:
+    """The alert record of a shift or drift found at *sensitivity*: from its change point to the
+    last hour seen, with the share before and after, the detector and its rate, and the top items
+    since the change."""
     start = datetime.fromtimestamp(ch.change_point_s, UTC)
     return Alert(
-        key=f"{alert_key(ch.watch, ch.frame, start)}:{ch.kind}", watch_id=ch.watch, frame=ch.frame,
+        key=alert_key(ch.watch, ch.frame, start, ch.kind, sensitivity), watch_id=ch.watch, frame=ch.frame,
         rule=ch.detector, window_start=start, window_end=datetime.fromtimestamp(ch.detected_hour_s, UTC),
         baseline_share=ch.share_before, observed_share=ch.share_after, observed_count=ch.count,
         window_items=ch.total, score=ch.score, detected_at=detected_at,
@@ -104,6 +106,7 @@ def change_alert(ch: Change, state: AggregateState, detected_at: datetime) -> Al
         share_after_low=ch.share_after_low, share_after_high=ch.share_after_high, detector=ch.detector,
         false_alarm_rate_per_week=round(ch.false_alarms_per_week, 6),
         delay_s=round(detected_at.timestamp() - ch.change_point_s, 1),
+        sensitivity=sensitivity,  # type: ignore[arg-type]  # a key of SENSITIVITY_RATES
     )
 
 
@@ -125,11 +128,16 @@ class AggregateStage:
         caught_up: Callable[[], bool] | None = None,
         max_defer_s: float = 60.0,
         retention: Retention | None = None,
-        changes: ChangeDetector | None = None,
+        changes: ChangeDetector | Mapping[str, ChangeDetector] | None = None,
+        sensitivity: str = "medium",
     ) -> None:
         self.state = state
         self.detector = detector
-        self.changes = changes  # shift and drift detection (None: spikes only)
+        # shift and drift detection, one detector per sensitivity (none: spikes only)
+        if isinstance(changes, ChangeDetector):
+            changes = {changes.cfg.sensitivity: changes}
+        self.changes = dict(changes or {})
+        self.sensitivity = sensitivity  # the deployment's level: the only one the alert metric counts
         self.topics = (state_topic, aggregates_topic, alerts_topic)
         self.clock = clock
         self.metrics = metrics
@@ -193,11 +201,13 @@ class AggregateStage:
             frames = self.state.frames.get(watch, ())
             fired = self.detector.evaluate(self.state, watch, frames, now.timestamp(), self.state.first_seen)
             alerts = [alert_of(ev, self.state, now) for ev in fired]
-            if self.changes is not None:
-                alerts += [change_alert(ch, self.state, now) for ch in self.changes.evaluate(self.state, watch, frames, now.timestamp())]
+            for level, changes in self.changes.items():
+                alerts += [change_alert(ch, self.state, now, level) for ch in changes.evaluate(self.state, watch, frames, now.timestamp())]
             for alert in alerts:
                 out.append(Outgoing(alerts_topic, alert.key, contracts.encode(alert)))
                 log.info("alert %s %s %s score=%.2f count=%d", alert.kind, alert.rule, alert.key, alert.score, alert.observed_count)
-                if self.metrics is not None:
+                # one level's alerts in the metric, hence in Grafana's annotations: the others'
+                # repeat the same changes, sooner (high) or later (low)
+                if self.metrics is not None and alert.sensitivity in (None, self.sensitivity):
                     self.metrics.alerts.labels(alert.watch_id, alert.frame, alert.rule, alert.kind).inc()
         return StageOutput(produce=out, failures=failures)

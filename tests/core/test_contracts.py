@@ -99,3 +99,42 @@ def test_stable_id_is_stable_and_distinct() -> None:
 def test_any_text_round_trips(text: str, quotes: list[str]) -> None:
     item = raw_item(text=text, quotes=tuple(Quote(q) for q in quotes))
     assert contracts.decode(RawItem, contracts.encode(item)) == item
+
+
+def _alert_v1() -> dict[str, object]:
+    return {"key": "w:f:2026-01-01T00:00:00Z", "watch_id": "w", "frame": "f", "rule": "share_spike",
+            "window_start": "2026-01-01T00:00:00Z", "window_end": "2026-01-01T01:00:00Z", "baseline_share": 0.2,
+            "observed_share": 0.4, "observed_count": 20, "window_items": 50, "score": 4.1,
+            "detected_at": "2026-01-01T01:01:00Z", "top_items": [], "schema_version": 1}
+
+
+def test_v1_and_v2_alerts_decode_as_v3_without_a_level_and_v3_round_trips() -> None:
+    v2 = {**_alert_v1(), "key": "w:f:2026-01-01T00:00:00Z:shift", "kind": "shift", "rule": "binomial_cusum",
+          "change_point": "2026-01-01T00:00:00Z", "share_after": 0.4, "detector": "binomial_cusum", "schema_version": 2}
+    old, shift = (contracts.decode(contracts.Alert, json.dumps(r).encode()) for r in (_alert_v1(), v2))
+    assert (old.kind, old.sensitivity, shift.kind, shift.sensitivity) == ("spike", None, "shift", None)
+    high = dataclasses.replace(shift, key=contracts.alert_key("w", "f", shift.window_start, "shift", "high"),
+                               sensitivity="high", schema_version=3)
+    assert contracts.Alert.SCHEMA_VERSION == 3
+    assert contracts.decode(contracts.Alert, contracts.encode(high)) == high
+    with pytest.raises(DecodeError) as err:
+        contracts.decode(contracts.Alert, json.dumps({**v2, "sensitivity": "extreme"}).encode())
+    assert err.value.reason == "invalid_field"
+    with pytest.raises(DecodeError) as err:
+        contracts.decode(contracts.Alert, json.dumps({**v2, "schema_version": 4}).encode())
+    assert err.value.reason == "schema_too_new"
+
+
+def test_alert_keys_differ_per_level_and_kind_and_a_spikes_key_keeps_its_form() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    keys = {contracts.alert_key("w", "f", start, kind, level) for kind in ("shift", "drift") for level in contracts.SENSITIVITIES}
+    assert len(keys) == 6 and contracts.alert_key("w", "f", start) not in keys
+    assert contracts.alert_key("w", "f", start) == "w:f:2026-01-01T00:00:00Z"
+    assert contracts.alert_key("w", "f", start, "shift", "low") == "w:f:2026-01-01T00:00:00Z:low:shift"
+
+
+def test_the_codec_is_the_same_through_contracts() -> None:
+    from framewatch import codec
+
+    assert (contracts.decode, contracts.encode, contracts.too_deep, contracts.MAX_DEPTH) == (
+        codec.decode, codec.encode, codec.too_deep, codec.MAX_DEPTH)
