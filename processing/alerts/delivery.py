@@ -131,7 +131,9 @@ def slack_body(alert: Alert, public_url: str | None = None) -> bytes:
 def email_message(alert: Alert, channel: Channel, public_url: str | None = None) -> EmailMessage:
     """The e-mail of an alert: text, and an HTML part with its chart inline and a link to its page."""
     msg = EmailMessage()
-    msg["Subject"] = f"framewatch {alert.kind}: {alert.frame} rising in {alert.watch_id} (score {alert.score:.1f})"
+    falling = alert.share_after is not None and alert.share_before is not None and alert.share_after < alert.share_before
+    msg["Subject"] = (f"framewatch {alert.kind}: {alert.frame} {'falling' if falling else 'rising'} in {alert.watch_id} "
+                      f"(score {alert.score:.1f})")
     msg["From"] = channel.sender or ""
     msg["To"] = ", ".join(channel.to)
     url = alert_url(alert, public_url)

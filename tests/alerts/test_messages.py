@@ -62,3 +62,16 @@ def test_a_shift_is_told_with_its_change_point_shares_and_rate() -> None:
     assert "found 2.0 h later by binomial_cusum, about 1 false alarm in 32 weeks" in text
     assert email_message(shift, MAIL)["Subject"].startswith("framewatch shift: surveillance")
     assert "(spike: share_spike" in json.loads(slack_body(base))["text"]
+
+
+def test_a_fall_is_told_as_a_fall_in_the_text_and_the_subject() -> None:
+    from datetime import timedelta
+
+    base = alert()
+    fall = dataclasses.replace(base, kind="shift", change_point=base.window_start - timedelta(hours=3), share_before=0.3,
+                               share_after=0.18, share_after_low=0.15, share_after_high=0.21, detector="binomial_cusum",
+                               false_alarm_rate_per_week=1 / 32, delay_s=3600.0, sensitivity="low")
+    text = json.loads(slack_body(fall))["text"]
+    assert "surveillance shifted down: 30% -&gt; 18%" in text and "(low sensitivity)" in text
+    assert " falling in " in email_message(fall, MAIL)["Subject"]
+    assert " rising in " in email_message(dataclasses.replace(fall, share_after=0.4), MAIL)["Subject"]
