@@ -43,6 +43,7 @@ from framewatch.settings import Settings
 if TYPE_CHECKING:
     from framewatch.processing.serve.app import ServeContext
 
+PROMOTIONS = "promotions.jsonl"  # in the artifact folder: one line per promotion, newest last
 log = logging.getLogger(__name__)
 
 REFRESH_S = 3
@@ -88,7 +89,7 @@ class ModelDesk:
         self.artifact_path = settings.serve_artifact_path
         self.candidate_dir = settings.state_dir / "serve" / "candidate"
         self.job: Job | None = None
-        self.promotion: Promotion | None = None
+        self.promotion: Promotion | None = self.last_promotion()
         self._lock = threading.Lock()
         self._embedder: Embedder | None = None
 
@@ -106,6 +107,19 @@ class ModelDesk:
         if not target.is_dir() or not os.access(target, os.W_OK):
             return f"The model path {path} (FRAMEWATCH_SERVE_ARTIFACT_PATH) is not a folder this server can write."
         return None
+
+    def last_promotion(self) -> Promotion | None:
+        """The newest entry of the artifact folder's promotion log (it outlives this process)."""
+        log_path = None if self.artifact_path is None else self.artifact_path / PROMOTIONS
+        if log_path is None or not log_path.exists():
+            return None
+        try:
+            last = json.loads(log_path.read_text(encoding="utf-8").strip().splitlines()[-1])
+            return Promotion(last["model_id"], last["watch"], last["by"], datetime.fromisoformat(last["at"]),
+                             self.artifact_path)  # type: ignore[arg-type]
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+            log.warning("promotion log %s unreadable (%s): the page shows no last promotion", log_path, exc)
+            return None
 
     def live_manifest(self) -> dict[str, Any] | None:
         """The manifest of the artifact in use, if there is one that reads."""
@@ -190,6 +204,11 @@ class ModelDesk:
             assert self.artifact_path is not None
             promote_artifact(self.candidate_dir, self.artifact_path)
             self.promotion = Promotion(candidate_id, job.watch, by, self.now(), self.artifact_path)
+            record = {"model_id": candidate_id, "watch": job.watch, "by": by, "at": self.promotion.at.isoformat(),
+                      "replaced": c.current.model_id, "macro_f1": c.candidate.macro_f1,
+                      "replaced_macro_f1": c.current.macro_f1, "labels": c.labels}
+            with (self.artifact_path / PROMOTIONS).open("a", encoding="utf-8") as out:  # who changed the model, kept
+                out.write(json.dumps(record) + "\n")
         log.info("model %s promoted by %s into %s (macro-F1 %.3f, the model replaced %.3f)",
                  candidate_id, by, self.artifact_path, c.candidate.macro_f1, c.current.macro_f1)
         return f"{candidate_id} is promoted: the processor frames with it from its next micro-batch."

@@ -4,6 +4,7 @@ trains, and promotes it into the processor's artifact folder; a viewer may look 
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from framewatch.processing.framing.codebook import parse_codebook
 from framewatch.processing.framing.embed import FakeEmbedder
 from framewatch.processing.framing.train import LabelledText, read_manifest
 from framewatch.processing.workbench import models
+from framewatch.timeutil import utcnow
 from tests.helpers.waiting import wait_until
 from tests.serve.conftest import kafka_or_skip
 from tests.serve.lake import FRAMES
@@ -117,6 +119,11 @@ def test_an_analyst_trains_compares_and_promotes_and_the_processor_path_holds_th
     assert re.search(r"Last promoted: <code>" + re.escape(shown["candidate"]) + r"</code> for china-scs\s+by <strong>ana</strong>", after)
     assert f'class="live-model">{shown["candidate"]}<' in after
     assert "This candidate is the model in use." in after and 'action="/ui/models/promote"' not in after
+    (entry,) = [json.loads(line) for line in (live / "promotions.jsonl").read_text().splitlines()]
+    assert entry["model_id"] == shown["candidate"] and entry["by"] == "ana" and entry["replaced"] == in_use
+    # the record outlives the server: a new desk on the same folder shows it
+    again = models.ModelDesk(bench.ctx.settings, utcnow).promotion
+    assert again is not None and again.model_id == shown["candidate"] and again.by == "ana"
 
 
 def test_a_viewer_sees_the_page_but_cannot_train_or_promote(bench: Workbench) -> None:
