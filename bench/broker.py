@@ -1,5 +1,6 @@
-"""What every benchmark needs: the CPU it reports its figures on (:func:`cpu_name`), and a Kafka
-broker (:func:`running_broker`): reuse a reachable one, else start one with deploy/kafka/kafka.sh.
+"""What every benchmark needs: the CPU it reports its figures on (:func:`cpu_name`; :func:`hide_bf16`
+to measure a CPU without bfloat16 on one that has it), and a Kafka broker (:func:`running_broker`):
+reuse a reachable one, else start one with deploy/kafka/kafka.sh.
 
     with running_broker() as bootstrap:   # "127.0.0.1:PORT"
         ...
@@ -19,12 +20,14 @@ import platform
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_SCRIPT = ROOT / "deploy" / "kafka" / "kafka.sh"
 REUSE_VARS = ("FRAMEWATCH_TEST_KAFKA", "FRAMEWATCH_KAFKA_BOOTSTRAP")
+NO_BF16_ISA = "AVX512_CORE_VNNI"  # oneDNN's cap for a Cascade Lake-class CPU: AVX-512 and VNNI, no bfloat16
 
 
 class BrokerError(RuntimeError):
@@ -87,6 +90,25 @@ def running_broker(port: int | None = None, *, log: bool = True) -> Iterator[str
                  f"could not stop the broker at {address}: {stopped.stderr.strip()[-500:]}")
 
 
+def listener_pids(bootstrap: str) -> list[int]:
+    """Processes listening on the first host:port of *bootstrap* (the broker's JVM), from /proc;
+    a benchmark charges their CPU time to the broker."""
+    port = bootstrap.split(",")[0].strip().rpartition(":")[2]
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for row in Path(table).read_text().splitlines()[1:]:
+                cols = row.split()
+                if port.isdigit() and cols[3] == "0A" and int(cols[1].rpartition(":")[2], 16) == int(port):  # 0A: LISTEN
+                    inodes.add(f"socket:[{cols[9]}]")
+    pids = []
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):  # processes come and go; others' fds may be unreadable
+            if proc.name.isdigit() and any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
+                pids.append(int(proc.name))
+    return pids
+
+
 def _say(enabled: bool, message: str) -> None:
     # stderr: a benchmark's stdout ends in its JSON line, which callers parse
     if enabled:
@@ -107,3 +129,34 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def hide_bf16() -> None:
+    """Restart this process with oneDNN capped below bfloat16, unless it already is: the cap is
+    read once, when torch first runs a kernel, so it must be in the environment from the start."""
+    if os.environ.get("ONEDNN_MAX_CPU_ISA") != NO_BF16_ISA:
+        sys.stdout.flush()
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "ONEDNN_MAX_CPU_ISA": NO_BF16_ISA})
+
+
+def onednn_isa() -> str:
+    """The ISA oneDNN dispatches to in this process, and the kernel a bfloat16 matmul gets
+    (``brg_matmul:avx512_core_bf16`` native, ``gemm:jit:bf16`` emulated), from its verbose
+    lines, which C prints to fd 1. Call it first: the ISA banner comes once per process."""
+    import torch
+
+    with tempfile.TemporaryFile() as verbose:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        os.dup2(verbose.fileno(), 1)
+        try:
+            with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON), torch.autocast("cpu", dtype=torch.bfloat16):
+                torch.nn.Linear(256, 256)(torch.ones(64, 256))  # smaller ones skip oneDNN
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        verbose.seek(0)
+        lines = verbose.read().decode(errors="replace").splitlines()
+    isa = next((line.split("isa:", 1)[1] for line in lines if ",isa:" in line), "unknown")
+    kernel = next((line.split(",")[6] for line in lines if ",exec,cpu,matmul," in line), "unknown")
+    return f"{isa}; bf16 matmul kernel {kernel}"

@@ -6,11 +6,23 @@ stopped afterwards, bench/broker.py). The processors start, load the model and j
 first; only once the group is stable with every processor holding partitions is the same
 stream (bench/processing.py's mixed stream) produced, and the clock runs from the first send to
 the last framed record. Every processor runs with one thread (OMP_NUM_THREADS=1: torch and
-onnxruntime both follow it), so 2 cores fit 2 processors.
+onnxruntime both follow it), so 2 cores fit 2 processors; ``busy_threads`` counts, per
+processor, the threads that used >= 10% of its CPU in the measured phase (1 = one compute thread).
 
-    python bench/scaling.py [--items 600] [--backend auto|torch|onnx] [--precision auto]
+On a small machine the broker (a JVM) and this script's producer and reader share the cores with
+the processors, so 2 processors cannot reach 2x one. Each phase's CPU seconds are measured from
+/proc: the processors', the broker's (the processes listening on its port), this script's, and
+the rest of the machine's (``background``: other work). ``speedup_bound`` is what 2 processors
+could reach with the CPU left to them: at most twice one processor's rate, and at most
+(cores - background) / (processor + broker + producer CPU seconds per item, from the 1-processor
+phase); ``efficiency`` = ``speedup`` / ``speedup_bound``.
 
-The last line is JSON with ``items_per_s_1``, ``items_per_s_2`` and ``speedup`` (target >= 1.8).
+    python bench/scaling.py [--items 600] [--backend auto|torch|onnx] [--precision auto] [--no-bf16] [--pin]
+
+``--no-bf16`` starts the processors with oneDNN capped below bfloat16 (bench/processing.py);
+``--pin`` pins processor k to core k. The last line is JSON with ``items_per_s_1``,
+``items_per_s_2`` and ``speedup`` (target >= 1.8), ``speedup_bound``, ``efficiency`` and the
+CPU accounting.
 """
 
 from __future__ import annotations
@@ -18,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -28,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.broker import running_broker  # noqa: E402
+from bench.broker import NO_BF16_ISA, listener_pids, running_broker  # noqa: E402
 from bench.processing import CODEBOOK, cpu_name, mixed_stream, skipped_ids  # noqa: E402
 from framewatch import contracts  # noqa: E402
 
@@ -71,13 +84,44 @@ def topic_visible(settings: object, topic: str) -> bool:
         consumer.close()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far (start-up included), from /proc."""
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """User + system CPU seconds a process (or one of its threads) has used so far, from /proc."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
+        stat = Path(f"/proc/{pid}/task/{tid}/stat" if tid else f"/proc/{pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
-        return -1.0
+        return 0.0
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all cores have spent on anything but idle and I/O wait (steal included: time
+    the hypervisor gave elsewhere is not ours either), from /proc/stat."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in Path("/proc/stat").read_text().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def snapshot(processors: list[int], broker: list[int]) -> dict[str, object]:
+    """CPU seconds so far: per processor thread, the broker, this script, the whole machine."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    threads = {pid: {int(t.name): cpu_seconds(pid, int(t.name)) for t in Path(f"/proc/{pid}/task").iterdir()}
+               for pid in processors if Path(f"/proc/{pid}/task").exists()}
+    return {"threads": threads, "broker": sum(cpu_seconds(pid) for pid in broker),
+            "self": usage.ru_utime + usage.ru_stime, "machine": machine_busy_s()}
+
+
+def cpu_used(before: dict, after: dict, seconds: float, items: int) -> dict[str, object]:  # type: ignore[type-arg]
+    """What each party used between two snapshots: seconds, cores, and per item."""
+    per_proc = {pid: {tid: cpu - before["threads"].get(pid, {}).get(tid, 0.0) for tid, cpu in threads.items()}
+                for pid, threads in after["threads"].items()}
+    processors = sum(sum(t.values()) for t in per_proc.values())
+    broker, own = after["broker"] - before["broker"], after["self"] - before["self"]
+    background = max(0.0, after["machine"] - before["machine"] - processors - broker - own)
+    used = {"processors": processors, "broker": broker, "producer": own, "background": background}
+    return {"cpu_s": {k: round(v, 2) for k, v in used.items()},
+            "cores": {k: round(v / seconds, 2) for k, v in used.items()} if seconds > 0 else {},
+            "cpu_ms_per_item": {k: round(1000 * v / items, 2) for k, v in used.items()} if items else {},
+            "busy_threads": [sum(1 for v in t.values() if v >= 0.1 * max(sum(t.values()), 1e-9)) for t in per_proc.values()]}
 
 
 def run(processors: int, bootstrap: str, items: list, args: argparse.Namespace) -> dict[str, object]:
@@ -97,14 +141,18 @@ def run(processors: int, bootstrap: str, items: list, args: argparse.Namespace) 
     env = {**os.environ, "FRAMEWATCH_KAFKA_BOOTSTRAP": bootstrap, "FRAMEWATCH_TOPIC_PREFIX": settings.topic_prefix,
            "FRAMEWATCH_METRICS_PORT": "0", "FRAMEWATCH_MODEL_BACKEND": args.backend,
            "FRAMEWATCH_MODEL_PRECISION": args.precision, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"}
+           "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1",
+           **({"ONEDNN_MAX_CPU_ISA": NO_BF16_ISA} if args.no_bf16 else {})}
     procs = []
     for k in range(processors):
         log = (tmp / f"processor-{k}.log").open("w")
-        procs.append((subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "framewatch", "process", "--codebook", str(CODEBOOK)],
             env={**env, "FRAMEWATCH_STATE_DIR": str(tmp / f"state-{k}")}, stdout=log, stderr=subprocess.STDOUT,
-        ), log))
+        )
+        if args.pin:  # at once, before the interpreter starts threads (they inherit it)
+            os.sched_setaffinity(proc.pid, {k % (os.cpu_count() or 1)})
+        procs.append((proc, log))
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not group_ready(bootstrap, settings.group_id("processing"), processors):
@@ -115,6 +163,8 @@ def run(processors: int, bootstrap: str, items: list, args: argparse.Namespace) 
                                  auto_offset_reset="earliest", enable_auto_commit=False)
         producer = KafkaProducer(**settings.kafka_client_config(), acks="all", linger_ms=5)
         expected = {i.item_id for i in items} - skipped_ids(items)
+        broker = listener_pids(bootstrap)
+        before = snapshot([p.pid for p, _ in procs], broker)
         started = time.monotonic()
         for item in items:
             producer.send(settings.topic(RAW_ITEMS), key=item.item_id.encode(), value=contracts.encode(item))
@@ -127,9 +177,10 @@ def run(processors: int, bootstrap: str, items: list, args: argparse.Namespace) 
                 for record in records:
                     framed.add(json.loads(record.value)["item_id"])
                     last = time.monotonic()
+        after = snapshot([p.pid for p, _ in procs], broker)
         consumer.close()
         producer.close()
-        cpu_s = [cpu_seconds(proc.pid) for proc, _ in procs]
+        cpu_s = [round(cpu_seconds(proc.pid), 2) for proc, _ in procs]
         load = round(os.getloadavg()[0], 2)
     finally:
         for proc, _ in procs:
@@ -147,7 +198,18 @@ def run(processors: int, bootstrap: str, items: list, args: argparse.Namespace) 
             "missing": len(expected - framed), "seconds": round(seconds, 2),
             "items_per_s": round(len(items) / seconds, 1) if seconds > 0 else None,
             "processor_cpu_s": cpu_s, "load_avg_1m": load, "backend_log": backend_lines[:processors],
-            "logs": str(tmp)}
+            "broker_pids": broker, **cpu_used(before, after, seconds, len(items)), "logs": str(tmp)}
+
+
+def speedup_bound(one: dict, two: dict) -> float | None:  # type: ignore[type-arg]
+    """The most 2 processors could reach over one with the CPU left to them (module docstring)."""
+    per_item = one.get("cpu_ms_per_item") or {}
+    cost_s = sum(float(per_item.get(k, 0)) for k in ("processors", "broker", "producer")) / 1000
+    x1 = one.get("items_per_s")
+    if not x1 or cost_s <= 0:
+        return None
+    left = (os.cpu_count() or 1) - float((two.get("cores") or {}).get("background", 0))
+    return round(min(2.0, left / cost_s / float(x1)), 3)
 
 
 def main() -> None:
@@ -155,7 +217,11 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=600)
     parser.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
     parser.add_argument("--precision", choices=["auto", "float32", "bfloat16", "int8"], default="auto")
+    parser.add_argument("--no-bf16", action="store_true", help=f"processors with ONEDNN_MAX_CPU_ISA={NO_BF16_ISA}: a CPU without bfloat16")
+    parser.add_argument("--pin", action="store_true", help="pin processor k to core k")
     args = parser.parse_args()
+    print(f"cpu: {cpu_name()}, {os.cpu_count()} cores; bfloat16 {'HIDDEN (ONEDNN_MAX_CPU_ISA=' + NO_BF16_ISA + ')' if args.no_bf16 else 'as the CPU has it'}; "
+          f"load average {os.getloadavg()[0]:.2f} at the start", flush=True)
     items = mixed_stream(args.items, seed=23)
     with running_broker() as bootstrap:
         one = run(1, bootstrap, items, args)
@@ -164,7 +230,17 @@ def main() -> None:
         print(f"2 processors: {json.dumps(two)}", flush=True)
     ips1, ips2 = one["items_per_s"], two["items_per_s"]
     speedup = round(float(ips2) / float(ips1), 3) if ips1 and ips2 else None  # type: ignore[arg-type]
-    print(json.dumps({"items_per_s_1": ips1, "items_per_s_2": ips2, "speedup": speedup, "partitions": PARTITIONS,
+    bound = speedup_bound(one, two)
+    efficiency = round(speedup / bound, 3) if speedup and bound else None
+    print(f"speedup {speedup} of a bound {bound} (efficiency {efficiency}); cores used, 1 processor: {one['cores']}; "
+          f"2 processors: {two['cores']}; busy threads per processor {one['busy_threads']} / {two['busy_threads']}", flush=True)
+    busy = max(float(one["cores"].get("background", 0)), float(two["cores"].get("background", 0)))  # type: ignore[attr-defined]
+    if busy > 0.2:
+        print(f"WARNING: other work used up to {busy:.2f} cores during the phases: not a clean figure", flush=True)
+    print(json.dumps({"items_per_s_1": ips1, "items_per_s_2": ips2, "speedup": speedup, "speedup_bound": bound,
+                      "efficiency": efficiency, "cpu_ms_per_item": [one["cpu_ms_per_item"], two["cpu_ms_per_item"]],
+                      "cores_used": [one["cores"], two["cores"]], "busy_threads": [one["busy_threads"], two["busy_threads"]],
+                      "bf16_hidden": args.no_bf16, "pinned": args.pin, "backend_log": two["backend_log"], "partitions": PARTITIONS,
                       "items": args.items, "backend": args.backend, "precision": args.precision,
                       "missing": [one["missing"], two["missing"]], "cpu": cpu_name(), "cores": os.cpu_count(),
                       "load_avg_1m": round(os.getloadavg()[0], 2)}))

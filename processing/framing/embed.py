@@ -60,9 +60,26 @@ def resolve_model_path(model_name: str) -> str:
 PRECISIONS = ("auto", "float32", "bfloat16", "int8")
 
 
+# oneDNN ISA caps below any bfloat16 instructions: under one of these, torch emulates bfloat16
+ONEDNN_NO_BF16_ISAS = frozenset({"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI"})
+
+
 def native_bfloat16() -> bool:
-    """True when this CPU computes bfloat16 natively (AVX512-BF16 or AMX); elsewhere torch
-    emulates it, slower than float32."""
+    """True when torch computes bfloat16 natively here (AVX512-BF16 or AMX); elsewhere it
+    emulates it, slower than float32.
+
+    oneDNN's own cap ``ONEDNN_MAX_CPU_ISA`` (or its older name ``DNNL_MAX_CPU_ISA``), when it
+    names an ISA without bfloat16 (``AVX512_CORE_VNNI``: a Cascade Lake-class CPU), hides it from
+    torch's kernels; torch's CPU probe ignores that cap, so it is honoured here too and ``auto``
+    then picks what it would on such a CPU (bench/processing.py ``--no-bf16``).
+    """
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
+    if cap in ONEDNN_NO_BF16_ISAS:
+        return False
+    return _cpu_bfloat16()
+
+
+def _cpu_bfloat16() -> bool:
     try:
         import torch
 
