@@ -21,6 +21,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.broker import cpu_name
 from framewatch.contracts import AggregateContribution
 from framewatch.processing.trends.counts import AggregateState
 from framewatch.processing.trends.retention import DAY_S, Horizons, Retention
@@ -39,14 +42,6 @@ def vm_rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def cpu_name() -> str:
-    """The CPU's model name from /proc/cpuinfo."""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def day_of_records(day: int, per_day: int, rng: random.Random) -> list[AggregateContribution]:
