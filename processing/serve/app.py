@@ -286,9 +286,15 @@ def add_read_routes(router: APIRouter, ctx: ServeContext, paging: Paging) -> Non
     def labelling_queue(page: Page, watch: str | None = None,
                         days: Annotated[int, Query(ge=1, le=400, description="How far back passages come from.")] = QUEUE_DAYS
                         ) -> m.QueuePage:
-        """The passages the model is least sure of, first; answer with a label (a frame or ``none``)
-        or a skip, and the passage leaves the queue."""
-        frame = reads.uncertain(ctx.lake, watch, ctx.now() - timedelta(days=days), answered(ctx))
+        """The passages the model is least sure of, first, in turns over the frames (the least labelled
+        frame first); answer with a label (a frame or ``none``) or a skip, and the passage leaves the queue."""
+        # imported here: the workbench imports serve
+        from framewatch.processing.workbench.queue import in_queue_order
+
+        assert ctx.writer is not None
+        labels = ctx.writer.read(LABELS)
+        frame = in_queue_order(reads.uncertain(ctx.lake, watch, ctx.now() - timedelta(days=days), answered(ctx)),
+                               labels.values())
         offset, token = page_bounds(frame.height, page[0], page[1])
         rows = frame.slice(offset, page[1]).to_dicts() if frame.height else []
         return m.QueuePage(total=frame.height, offset=offset, next_page_token=token,
