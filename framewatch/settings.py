@@ -139,6 +139,7 @@ class Settings(BaseSettings):
     serve_host: str = Field("127.0.0.1", description="Address `framewatch serve` listens on (loopback unless set; 0.0.0.0 in containers).")
     serve_port: int = Field(8080, ge=0, le=65535, description="Port of `framewatch serve` (0 picks a free port).")
     public_url: str | None = Field(None, pattern=r"^https?://[^\s]+$", description="Address where analysts reach the workbench (e.g. https://framewatch.example.org): alert messages link to the alert's page there; unset, they carry no link.")
+    chart_link_key: SecretStr | None = Field(None, description="HMAC key shared by `framewatch notify` and `framewatch serve` (from a Secret): Slack messages then show the alert's chart from a signed link under FRAMEWATCH_PUBLIC_URL (/ui/charts/KEY.png?sig=..., readable without a login, only for that alert); unset, they link the alert's page only.")
     serve_page_max: int = Field(500, ge=1, le=10_000, description="Most rows one API response lists; longer results are paged.")
     serve_export_max_rows: int = Field(100_000, ge=1, le=10_000_000, description="Most rows one /items/export streams; a larger result is refused (413) with a hint to narrow the query.")
     serve_admin_token: SecretStr | None = Field(None, description="Bootstrap admin token of `framewatch serve` (from a Secret); only its sha256 is kept in memory, never logged.")

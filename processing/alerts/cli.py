@@ -80,6 +80,8 @@ def run_notifier(
     if file is not None:
         load_subscriptions(file)  # fail fast, before touching Kafka
 
+    chart_key = settings.chart_link_key.get_secret_value() if settings.chart_link_key else None
+
     def body(component: Component) -> int:
         metrics = NotifyMetrics(component.registry)
         delivery_log = DeliveryLog(settings.state_dir / "notify" / "deliveries.sqlite3")
@@ -90,7 +92,7 @@ def run_notifier(
             [], delivery_log, metrics, max_attempts=settings.notify_max_attempts,
             backoff_base_s=settings.notify_backoff_base_s, timeout_s=settings.notify_timeout_s,
             failing_after=settings.notify_failing_after, sleep=sleep,
-            sender=functools.partial(send, public_url=settings.public_url), queue_digest=digests.add,
+            sender=functools.partial(send, public_url=settings.public_url, chart_key=chart_key), queue_digest=digests.add,
         )
         component.closing("notifier", notifier.close)
 

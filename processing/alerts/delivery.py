@@ -43,7 +43,7 @@ from framewatch import contracts
 from framewatch.contracts import Alert
 from framewatch.metrics import NotifyMetrics
 from framewatch.processing.alerts.chart import evidence_png
-from framewatch.processing.alerts.signing import signed_headers
+from framewatch.processing.alerts.signing import chart_signature, signed_headers
 from framewatch.processing.alerts.subscriptions import Channel, Subscription, matches
 from framewatch.timeutil import format_utc, utcnow
 
@@ -66,6 +66,14 @@ def alert_url(alert: Alert, public_url: str | None) -> str | None:
     if not public_url:
         return None
     return f"{public_url.rstrip('/')}/ui/alerts/{urllib.parse.quote(alert.key, safe='')}"
+
+
+def chart_url(alert: Alert, public_url: str | None, chart_key: str | None) -> str | None:
+    """The signed public address of the alert's chart image, when both are configured."""
+    if not public_url or not chart_key:
+        return None
+    sig = chart_signature(chart_key, alert.key)
+    return f"{public_url.rstrip('/')}/ui/charts/{urllib.parse.quote(alert.key, safe='')}.png?sig={sig}"
 
 
 def webhook_body(alert: Alert, subscriber: str, public_url: str | None = None) -> bytes:
@@ -114,9 +122,22 @@ def slack_link(url: str, label: str) -> str:
     return f"<{safe_url}|{slack_escape(label)}>"
 
 
-def slack_body(alert: Alert, public_url: str | None = None) -> bytes:
+def slack_body(alert: Alert, public_url: str | None = None, chart_key: str | None = None) -> bytes:
     """Slack-compatible incoming-webhook body (every value from a feed escaped); the alert's page
-    (chart, evidence, items) linked when the workbench's address is known."""
+    (chart, evidence, items) linked when the workbench's address is known, and its chart shown as
+    an image block when chart links are signed (``text`` stays the whole message: the
+    notification's preview, and what clients without blocks show)."""
+    text = slack_text(alert, public_url)
+    image = chart_url(alert, public_url, chart_key)
+    if image is None:
+        return json.dumps({"text": text}, ensure_ascii=False).encode("utf-8")
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
+              {"type": "image", "image_url": image, "alt_text": f"share of {alert.frame[:200]} against its baseline"}]
+    return json.dumps({"text": text, "blocks": blocks}, ensure_ascii=False).encode("utf-8")
+
+
+def slack_text(alert: Alert, public_url: str | None) -> str:
+    """The message's text: summary, the alert's page and the top items."""
     lines = [f"*framewatch* {slack_escape(summary(alert))}"]
     if (url := alert_url(alert, public_url)) is not None:
         lines.append(slack_link(url, "Open the alert: chart, evidence and items"))
@@ -125,7 +146,7 @@ def slack_body(alert: Alert, public_url: str | None = None) -> bytes:
         link = slack_link(item.url, title) if item.url else slack_escape(title)
         outlet = slack_escape(item.outlet or "unknown outlet")
         lines.append(f"• {link} ({outlet}): {slack_escape((item.passage or '')[:200])}")
-    return json.dumps({"text": "\n".join(lines)}, ensure_ascii=False).encode("utf-8")
+    return "\n".join(lines)
 
 
 def email_message(alert: Alert, channel: Channel, public_url: str | None = None) -> EmailMessage:
@@ -212,14 +233,17 @@ def post_within(url: str, body: bytes, headers: dict[str, str], timeout_s: float
         client.close()
 
 
-def send(alert: Alert, sub: Subscription, timeout_s: float, public_url: str | None = None) -> None:
+def send(alert: Alert, sub: Subscription, timeout_s: float, public_url: str | None = None,
+         chart_key: str | None = None) -> None:
     """Deliver *alert* to *sub* once; raises on any failure (HTTP status >= 300 included).
-    *public_url*: the workbench's address, for a link to the alert's page."""
+    *public_url*: the workbench's address, for a link to the alert's page; *chart_key*: the key
+    that signs the public link to its chart (Slack shows the image)."""
     ch = sub.channel
     if ch.type == "email":
         send_email(alert, ch, timeout_s, public_url)
         return
-    body = webhook_body(alert, sub.subscriber, public_url) if ch.type == "webhook" else slack_body(alert, public_url)
+    body = (webhook_body(alert, sub.subscriber, public_url) if ch.type == "webhook"
+            else slack_body(alert, public_url, chart_key))
     headers = {"Content-Type": "application/json"}
     if ch.secret is not None:
         # signed per attempt: the timestamp is this attempt's, the id the delivery's

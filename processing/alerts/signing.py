@@ -74,3 +74,15 @@ def verify(key: bytes, headers: Mapping[str, str], body: bytes, now: float, tole
     if not any(hmac.compare_digest(expected, s.encode("ascii", "replace")) for s in sigs.split()):
         raise SignatureError("no matching signature")
     return msg_id
+
+
+def chart_signature(key: str, alert_key: str) -> str:
+    """The signature of the public link to one alert's chart image (hex HMAC-SHA256 of the key):
+    a chat service fetches the image without a login, and the link opens that chart only."""
+    return hmac.new(secret_bytes(key), f"chart:{alert_key}".encode(), hashlib.sha256).hexdigest()
+
+
+def chart_signature_ok(key: str, alert_key: str, signature: str) -> bool:
+    """True when *signature* is the chart link's for *alert_key* (constant-time)."""
+    return hmac.compare_digest(chart_signature(key, alert_key), signature)
+

@@ -10,8 +10,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
+from framewatch.processing.alerts.signing import chart_signature_ok
 from framewatch.processing.serve import items as item_queries
 from framewatch.processing.serve import reads
 from framewatch.processing.workbench import charts, clusters, views
@@ -59,6 +60,19 @@ def add_read_pages(router: APIRouter, ctx: ServeContext, sessions: Sessions) -> 
                     shares=views.frame_now_vs_baseline(ctx, watch, now),
                     alerts=views.alert_rows(ctx, watch, None, None)[:views.ALERTS_SHOWN],
                     clusters=clusters.cluster_cards(ctx.lake, watch, now), promoted=promoted, error=error)
+
+    @router.get("/ui/charts/{key}.png", include_in_schema=False)
+    def chart_image(key: str, sig: str = "") -> Response:
+        """An alert's chart for chat messages: no login (a chat service fetches it), so only with
+        the signature of this alert's key that the notifier put in the link."""
+        secret = ctx.settings.chart_link_key
+        if secret is None or not chart_signature_ok(secret.get_secret_value(), key, sig):
+            raise HTTPException(404, "no such chart")  # the same answer either way: nothing to probe
+        row = reads.alert(ctx.lake, key)
+        if row is None:
+            raise HTTPException(404, "no such chart")
+        return Response(views.alert_png(ctx, reads.alert_record(row)), media_type="image/png",
+                        headers={"Cache-Control": "public, max-age=3600"})
 
     @router.get("/ui/alerts/{key}", response_class=HTMLResponse, include_in_schema=False)
     def alert_page(request: Request, key: str) -> HTMLResponse:
