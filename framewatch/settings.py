@@ -92,7 +92,8 @@ class Settings(BaseSettings):
 
     # --- framing shifts: aggregation, spikes, notifications ----------------------------------
     aggregate_by_outlet: bool = Field(False, description="Also aggregate per outlet (adds the outlet label; keep outlets few).")
-    spike_z_threshold: float = Field(3.5, gt=0, description="Score (normal quantile of the exact beta-binomial tail) a window's share must reach to raise a share_spike alert; 3.5 keeps false alerts under one per watch-week (bench/spikes.py).")
+    spike_z_threshold: float = Field(3.5, gt=0, description="Fixed score (normal quantile of the exact beta-binomial tail) a window's share must reach to raise a share_spike alert, used only when FRAMEWATCH_SPIKE_FALSE_ALARMS_PER_WEEK is 0.")
+    spike_false_alarms_per_week: float = Field(0.125, ge=0, le=7, description="False share_spike alerts per watch x frame and week the spike threshold is calibrated to, by simulating the rule at the watch's volume and the frame's share (processing/changes/spike_rate.py; 0.125 = one in 8 weeks, about z 3.5 at 100 items/h); 0: use FRAMEWATCH_SPIKE_Z_THRESHOLD.")
     spike_min_count: int = Field(10, ge=1, description="Fewest items of the frame in the window for a share_spike alert.")
     spike_min_lift: float = Field(0.25, ge=0, description="Least relative rise of the share over its baseline for an alert (0.25 = +25%).")
     spike_baseline_hours: int = Field(48, ge=1, le=24 * 60, description="Hours before the window that form the EWMA baseline.")

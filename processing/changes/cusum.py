@@ -1,4 +1,4 @@
-"""Shift evidence: a binomial CUSUM on a frame's hourly share, its change point and the share since."""
+"""Shift evidence: binomial CUSUMs (up and down) on a frame's hourly share, its change point and the share since."""
 
 from __future__ import annotations
 
@@ -79,9 +79,15 @@ def share_interval(count: int, total: int, z: float = 1.645) -> tuple[float, flo
     return p, max(0.0, centre - half), min(1.0, centre + half)
 
 
-def refine_change(counts: np.ndarray, totals: np.ndarray, p0: float, lo: int, hi: int) -> int:
+def fall_lift(lift: float) -> float:
+    """The relative fall that mirrors a rise of *lift* (+50% -> -1/3: the same log-ratio)."""
+    return -lift / (1 + lift)
+
+
+def refine_change(counts: np.ndarray, totals: np.ndarray, p0: float, lo: int, hi: int, up: bool = True) -> int:
     """The split in [lo, hi) (fine buckets) that maximises the binomial likelihood of share *p0*
-    before and the fitted share after: the change point at finer resolution than the CUSUM's."""
+    before and the fitted share after (above *p0* for a rise, below for a fall): the change
+    point at finer resolution than the CUSUM's."""
     best, best_ll = lo, -math.inf
     after_c = np.cumsum(counts[::-1])[::-1]
     after_n = np.cumsum(totals[::-1])[::-1]
@@ -90,7 +96,7 @@ def refine_change(counts: np.ndarray, totals: np.ndarray, p0: float, lo: int, hi
     for k in range(lo, min(hi, len(counts))):
         c, n = float(after_c[k]), float(after_n[k])
         p1 = clip_share(c / n) if n else clip_share(p0)
-        if p1 <= p0:
+        if (p1 <= p0) if up else (p1 >= p0):
             continue
         ll = before[k] + c * math.log(p1) + (n - c) * math.log(1 - p1)
         if ll > best_ll:

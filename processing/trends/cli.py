@@ -59,7 +59,8 @@ def group_id(settings: Settings) -> str:
 def spike_config(settings: Settings) -> SpikeConfig:
     """Spike thresholds from settings."""
     return SpikeConfig(
-        z_threshold=settings.spike_z_threshold, min_count=settings.spike_min_count,
+        z_threshold=settings.spike_z_threshold, false_alarms_per_week=settings.spike_false_alarms_per_week or None,
+        min_count=settings.spike_min_count,
         min_lift=settings.spike_min_lift, baseline_hours=settings.spike_baseline_hours,
         halflife_h=settings.spike_baseline_halflife_h,
         min_baseline_items=settings.spike_min_baseline_items, cooldown_s=settings.spike_cooldown_s,

@@ -7,7 +7,11 @@ current 5 min boundary, from counts bucketed by publication time:
   baseline share of the hours before the window. Score: the exact beta-binomial tail of the
   observed count given the baseline share and the baseline's own uncertainty, as a z (see
   :func:`share_z`). Fires when the score, the count and the relative lift all clear their
-  thresholds and the baseline has enough items.
+  thresholds and the baseline has enough items. The score's threshold comes from a stated
+  false-alarm rate per watch x frame (:mod:`framewatch.processing.changes.spike_rate`, simulated at the watch's volume
+  and the frame's share: the window slides every 5 min, so one hour holds several correlated
+  tests and a single test's tail would understate the rate); a fixed ``z_threshold`` only
+  where no rate is given.
 * ``emergent_growth``: an emergent framing (``emergent:<id>``), first seen recently, whose
   window count is large and several times the previous window's. Score: Poisson z against the
   previous window's count.
@@ -27,6 +31,7 @@ from typing import Protocol
 import numpy as np
 
 from framewatch.contracts import ANY, BUCKETS, EMERGENT_PREFIX
+from framewatch.processing.changes import spike_rate
 
 STEP_S = BUCKETS["5m"]
 WINDOW_S = BUCKETS["1h"]
@@ -49,7 +54,8 @@ class CountsView(Protocol):
 class SpikeConfig:
     """Thresholds of both rules (see Settings for what each means)."""
 
-    z_threshold: float = 3.5
+    z_threshold: float = 3.5  # only where false_alarms_per_week is None
+    false_alarms_per_week: float | None = 1 / 8  # per watch x frame
     min_count: int = 10
     min_lift: float = 0.25
     baseline_hours: int = 48
@@ -178,7 +184,7 @@ def evaluate_share(
         base_items >= cfg.min_baseline_items
         and count >= cfg.min_count
         and observed >= p0 * (1 + cfg.min_lift)
-        and z >= cfg.z_threshold
+        and z >= score_threshold(cfg, base_items / cfg.baseline_hours, p0)
     )
     return Evaluation(watch, frame, SHARE_SPIKE, start, end_s, p0, observed, count, total, z, fires)
 
@@ -203,6 +209,17 @@ def evaluate_emergent(
     return Evaluation(
         watch, frame, EMERGENT_GROWTH, start, end_s, baseline, observed, count, total,
         poisson_z(count, previous), fires,
+    )
+
+
+def score_threshold(cfg: SpikeConfig, mean_per_h: float, p0: float) -> float:
+    """The score a window must reach: calibrated to ``false_alarms_per_week`` at this volume and
+    share (cached per band), or the fixed ``z_threshold`` where no rate is given."""
+    if cfg.false_alarms_per_week is None:
+        return cfg.z_threshold
+    return spike_rate.threshold(
+        cfg.false_alarms_per_week, spike_rate.volume_band(mean_per_h), spike_rate.share_band(p0),
+        spike_rate.Gates(cfg.min_count, cfg.min_lift, cfg.baseline_hours, cfg.halflife_h, cfg.cooldown_s, cfg.window_s),
     )
 
 

@@ -47,7 +47,7 @@ def test_a_step_raises_a_shift_alert_with_its_evidence() -> None:
             break
     assert len(shifts) == 1
     alert = shifts[0]
-    assert alert.schema_version == 2 and alert.rule == alert.detector == "binomial_cusum"
+    assert alert.schema_version >= 2 and alert.rule == alert.detector == "binomial_cusum"
     assert alert.change_point is not None and abs(alert.change_point.timestamp() - (T0_S + start * 300)) <= 3600
     assert alert.share_before is not None and alert.share_after_low is not None and alert.share_after_high is not None
     assert alert.share_before < alert.share_after_low < alert.observed_share < alert.share_after_high

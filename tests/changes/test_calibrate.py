@@ -12,7 +12,7 @@ import pytest
 
 from framewatch.processing.changes import calibrate
 from framewatch.processing.changes.baseline import robust_share
-from framewatch.processing.changes.cusum import cusum, increments
+from framewatch.processing.changes.cusum import cusum, fall_lift, increments
 from framewatch.processing.changes.drift import ramp_paths
 
 ARL_H = 168.0  # one false alarm a week: short enough to measure in a test
@@ -39,12 +39,14 @@ def observed_arl(first_alarm: list[int | None], hours: int) -> float:
     return watched / max(1, alarms)
 
 
-@pytest.mark.parametrize(("rate", "p0"), [(100.0, 0.2), (20.0, 0.35)])
-def test_shift_run_length_matches_the_stated_rate(rate: float, p0: float) -> None:
-    h = calibrate.threshold(calibrate.SHIFT, ARL_H, calibrate.volume_band(rate), calibrate.share_band(p0))
+@pytest.mark.parametrize(("rate", "p0", "lift"), [(100.0, 0.2, 0.5), (20.0, 0.35, 0.5), (100.0, 0.3, fall_lift(0.5)),
+                                                  (20.0, 0.2, fall_lift(0.5))])
+def test_shift_run_length_matches_the_stated_rate(rate: float, p0: float, lift: float) -> None:
+    # rises (+50%) and falls (-1/3), each calibrated on its own
+    h = calibrate.threshold(calibrate.SHIFT, ARL_H, calibrate.volume_band(rate), calibrate.share_band(p0), lift)
     hours = 400
     counts, totals, shares = live_streams(11, 300, hours, rate, p0)
-    first = [cusum(increments(c, n, s, 0.5), h).crossed_at for c, n, s in zip(counts, totals, shares, strict=True)]
+    first = [cusum(increments(c, n, s, lift), h).crossed_at for c, n, s in zip(counts, totals, shares, strict=True)]
     arl = observed_arl(first, hours)
     # band centres are not the exact volume and share, and 300 streams leave ~10% noise
     assert 0.6 * ARL_H < arl < 1.6 * ARL_H, (h, arl)

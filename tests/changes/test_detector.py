@@ -114,3 +114,49 @@ def test_still_held_says_when_the_alerted_level_ended() -> None:
     # the last 6-hour share at the level ends at hour 22: the 7 hours after it are the new start
     assert still_held(counts, totals, 20, 0.35) == 7
     assert still_held(np.full(30, 2.0), totals, 20, 0.35) == 20
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_fall_is_a_shift_down_with_its_change_point_and_alerts_once(seed: int) -> None:
+    rng = np.random.default_rng(200 + seed)
+    start = (HISTORY_H + 10) * 12 + int(rng.integers(1, 11))
+    # the share falls by a third (the mirror of +50%) and stays down for a day
+    counts, totals = five_minute_counts(rng, HOURS, 100, 0.3, step_lift(HOURS, start, 24 * 12, -1 / 3))
+    found = replay(ChangeDetector(), counts, totals, HISTORY_H, HISTORY_H + 34)
+    assert [c.kind for c in found] == [SHIFT], found
+    fall, truth = found[0], T0_S + start * 300
+    assert fall.share_after_high < fall.share_before == pytest.approx(0.3, abs=0.03)
+    assert fall.share_after_low < fall.share_after < fall.share_after_high
+    assert abs(fall.change_point_s - truth) <= 3600 and fall.detected_hour_s - truth <= 6 * 3600
+    # its end (the share back at 30%) is a return, neither a rise nor another fall
+    assert not [c for c in found if c.change_point_s > truth + 3600]
+
+
+def test_still_held_after_a_fall_looks_for_shares_at_most_the_level() -> None:
+    counts = np.array([5.0] * 10 + [2.0] * 10 + [5.0] * 10)
+    totals = np.full(30, 10.0)
+    assert still_held(counts[:20], totals[:20], 10, 0.35, up=False) is None
+    assert still_held(counts, totals, 20, 0.35, up=False) == 7
+
+
+def test_a_fall_that_only_mirrors_another_frames_rise_is_not_alerted() -> None:
+    from framewatch.contracts import ANY
+    from framewatch.processing.trends.counts import AggregateState
+
+    rng = np.random.default_rng(9)
+    start = (HISTORY_H + 10) * 12
+    # frame a 20% -> 45%; frame b holds the rest, 80% -> 55% (a fall by almost a third)
+    a, totals = five_minute_counts(rng, HOURS, 100, 0.2, step_lift(HOURS, start, 24 * 12, 1.25))
+    found = []
+    detector = ChangeDetector()
+    for h in range(HISTORY_H + 10, HISTORY_H + 30):
+        end = (h + 1) * 12
+        state = AggregateState()
+        cells = []
+        for gran, size in (("5m", 1), ("1h", 12)):
+            for frame, series in ((ANY, totals), ("a", a), ("b", totals - a)):
+                sums = series[:end].reshape(-1, size).sum(axis=1).tolist()
+                cells += [(gran, T0_S + i * 300 * size, frame, ANY, int(v), int(v)) for i, v in enumerate(sums) if v]
+        state.install_cells(0, "w1", cells)
+        found += detector.evaluate(state, "w1", {"a", "b"}, T0_S + end * 300 + 60)
+    assert [(c.frame, c.share_after > c.share_before) for c in found] == [("a", True)], found

@@ -24,6 +24,7 @@ from framewatch.ingest.sources import Source, load_sources
 from framewatch.processing.framing.cli import run_processor
 from framewatch.processing.framing.codebook import load_codebook
 from framewatch.processing.trends.cli import run_aggregator
+from framewatch.processing.trends.cli import spike_config as aggregator_spike_config
 from framewatch.processing.trends.spikes import SpikeConfig, current_window_end, evaluate_share
 from framewatch.settings import ALERTS, Settings
 from framewatch.stack import SAMPLE_DIR, demo_sources, serve_sample_feeds
@@ -35,12 +36,7 @@ WATCH = "social-credit"
 
 def spike_config() -> SpikeConfig:
     """The thresholds the aggregator runs with by default (settings, not the dataclass's own)."""
-    s = Settings()
-    return SpikeConfig(
-        z_threshold=s.spike_z_threshold, min_count=s.spike_min_count, min_lift=s.spike_min_lift,
-        baseline_hours=s.spike_baseline_hours, halflife_h=s.spike_baseline_halflife_h,
-        min_baseline_items=s.spike_min_baseline_items,
-    )
+    return aggregator_spike_config(Settings())
 
 
 class LabelCounts:
