@@ -15,14 +15,18 @@ the processors, so 2 processors cannot reach 2x one. Each phase's CPU seconds ar
 the rest of the machine's (``background``: other work). ``speedup_bound`` is what 2 processors
 could reach with the CPU left to them: at most twice one processor's rate, and at most
 (cores - background) / (processor + broker + producer CPU seconds per item, from the 1-processor
-phase); ``efficiency`` = ``speedup`` / ``speedup_bound``.
+phase); ``efficiency`` = ``speedup`` / ``speedup_bound``. A compute-only probe then runs the
+processors' embedder on one thread alone and as two copies at once, with no Kafka:
+``hardware_speedup`` is what a second core adds to pure compute on this machine (shared caches
+and memory bandwidth, the hypervisor's placement), and ``combined_bound`` = ``speedup_bound`` x
+``hardware_speedup`` / 2 is both limits together (``--no-probe`` skips it).
 
     python bench/scaling.py [--items 600] [--backend auto|torch|onnx] [--precision auto] [--no-bf16] [--pin]
 
 ``--no-bf16`` starts the processors with oneDNN capped below bfloat16 (bench/processing.py);
 ``--pin`` pins processor k to core k. The last line is JSON with ``items_per_s_1``,
-``items_per_s_2`` and ``speedup`` (target >= 1.8), ``speedup_bound``, ``efficiency`` and the
-CPU accounting.
+``items_per_s_2`` and ``speedup`` (target >= 1.8), ``speedup_bound``, ``efficiency``,
+``hardware_speedup``, ``combined_bound`` and the CPU accounting.
 """
 
 from __future__ import annotations
@@ -212,13 +216,54 @@ def speedup_bound(one: dict, two: dict) -> float | None:  # type: ignore[type-ar
     return round(min(2.0, left / cost_s / float(x1)), 3)
 
 
+PROBE_S = 20.0
+
+
+def probe_child(backend: str, precision: str, seconds: float, start_at: float) -> None:
+    """One probe process: the processors' embedder on one thread, embedding the bench stream's
+    passages for *seconds* from *start_at*; prints passages/s."""
+    from framewatch.processing.framing.embed import backend_embedder
+
+    embedder = backend_embedder(precision=precision, backend=backend, threads=1)
+    texts = [f"{it.title or ''} {it.text}"[:1200] for it in mixed_stream(400, seed=23)]
+    embedder.embed(texts[:32])  # warm
+    time.sleep(max(0.0, start_at - time.time()))
+    done, t0 = 0, time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        batch = texts[(done * 32) % len(texts):][:32]
+        embedder.embed(batch)
+        done += 32
+    print(json.dumps({"passages_per_s": done / (time.monotonic() - t0)}), flush=True)
+
+
+def hardware_speedup(args: argparse.Namespace) -> dict[str, object]:
+    """The same embedder on one thread in 1, then 2 processes at once, no Kafka: how much a
+    second core adds to pure compute on this machine (shared caches, memory bandwidth, a
+    hypervisor's placement). 2 processors cannot scale past it whatever the pipeline does."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+           **({"ONEDNN_MAX_CPU_ISA": NO_BF16_ISA} if args.no_bf16 else {})}
+    rates = {}
+    for copies in (1, 2):
+        start_at = time.time() + 40  # every copy loaded and warm before the clock runs
+        cmd = [sys.executable, __file__, "--probe-child", args.backend, args.precision, str(PROBE_S), str(start_at)]
+        procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True) for _ in range(copies)]
+        outs = [json.loads(p.communicate()[0].strip().splitlines()[-1])["passages_per_s"] for p in procs]
+        rates[copies] = [round(x, 1) for x in outs]
+    one, two = rates[1][0], sum(rates[2])
+    return {"passages_per_s_alone": one, "passages_per_s_two_at_once": rates[2], "hardware_speedup": round(two / one, 3)}
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--probe-child":
+        probe_child(sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=600)
     parser.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto")
     parser.add_argument("--precision", choices=["auto", "float32", "bfloat16", "int8"], default="auto")
     parser.add_argument("--no-bf16", action="store_true", help=f"processors with ONEDNN_MAX_CPU_ISA={NO_BF16_ISA}: a CPU without bfloat16")
     parser.add_argument("--pin", action="store_true", help="pin processor k to core k")
+    parser.add_argument("--no-probe", action="store_true", help="skip the compute-only probe (1 vs 2 embedders at once)")
     args = parser.parse_args()
     print(f"cpu: {cpu_name()}, {os.cpu_count()} cores; bfloat16 {'HIDDEN (ONEDNN_MAX_CPU_ISA=' + NO_BF16_ISA + ')' if args.no_bf16 else 'as the CPU has it'}; "
           f"load average {os.getloadavg()[0]:.2f} at the start", flush=True)
@@ -232,13 +277,20 @@ def main() -> None:
     speedup = round(float(ips2) / float(ips1), 3) if ips1 and ips2 else None  # type: ignore[arg-type]
     bound = speedup_bound(one, two)
     efficiency = round(speedup / bound, 3) if speedup and bound else None
+    probe = {} if args.no_probe else hardware_speedup(args)
+    if probe and bound:
+        # both limits at once: the cores left by the broker and producer, each slower when both compute
+        probe["combined_bound"] = round(bound * float(probe["hardware_speedup"]) / 2, 3)  # type: ignore[arg-type]
+        print(f"compute alone: 1 embedder {probe['passages_per_s_alone']} passages/s, 2 at once {probe['passages_per_s_two_at_once']}: "
+              f"a second core adds {probe['hardware_speedup']}x to pure compute here; with the broker's share, "
+              f"2 processors can reach at most {probe['combined_bound']}x", flush=True)
     print(f"speedup {speedup} of a bound {bound} (efficiency {efficiency}); cores used, 1 processor: {one['cores']}; "
           f"2 processors: {two['cores']}; busy threads per processor {one['busy_threads']} / {two['busy_threads']}", flush=True)
     busy = max(float(one["cores"].get("background", 0)), float(two["cores"].get("background", 0)))  # type: ignore[attr-defined]
     if busy > 0.2:
         print(f"WARNING: other work used up to {busy:.2f} cores during the phases: not a clean figure", flush=True)
     print(json.dumps({"items_per_s_1": ips1, "items_per_s_2": ips2, "speedup": speedup, "speedup_bound": bound,
-                      "efficiency": efficiency, "cpu_ms_per_item": [one["cpu_ms_per_item"], two["cpu_ms_per_item"]],
+                      "efficiency": efficiency, **probe, "cpu_ms_per_item": [one["cpu_ms_per_item"], two["cpu_ms_per_item"]],
                       "cores_used": [one["cores"], two["cores"]], "busy_threads": [one["busy_threads"], two["busy_threads"]],
                       "bf16_hidden": args.no_bf16, "pinned": args.pin, "backend_log": two["backend_log"], "partitions": PARTITIONS,
                       "items": args.items, "backend": args.backend, "precision": args.precision,
