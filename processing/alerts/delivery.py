@@ -87,6 +87,11 @@ def webhook_body(alert: Alert, subscriber: str, public_url: str | None = None) -
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
 
+def fell(alert: Alert) -> bool:
+    """True for a change whose share went down (a shift down)."""
+    return alert.share_after is not None and alert.share_before is not None and alert.share_after < alert.share_before
+
+
 def summary(alert: Alert) -> str:
     """One-line human summary of an alert, in the words of its kind."""
     if alert.kind in ("shift", "drift") and alert.change_point is not None and alert.share_after is not None:
@@ -97,7 +102,7 @@ def summary(alert: Alert) -> str:
                 if alert.false_alarm_rate_per_week else "")
         found = f" {alert.delay_s / 3600:.1f} h later" if alert.delay_s is not None else ""
         level = f" ({alert.sensitivity} sensitivity)" if alert.sensitivity else ""
-        moved = ("shifted up" if alert.share_after >= before else "shifted down") if alert.kind == "shift" else "is drifting up"
+        moved = ("shifted down" if fell(alert) else "shifted up") if alert.kind == "shift" else "is drifting up"
         return (f"[{alert.watch_id}] {alert.frame} {moved}: "
                 f"{before:.0%} -> {alert.share_after:.0%}{interval} since {format_utc(alert.change_point)}, "
                 f"found{found} by {alert.detector or alert.rule}{rate}{level}")
@@ -152,8 +157,7 @@ def slack_text(alert: Alert, public_url: str | None) -> str:
 def email_message(alert: Alert, channel: Channel, public_url: str | None = None) -> EmailMessage:
     """The e-mail of an alert: text, and an HTML part with its chart inline and a link to its page."""
     msg = EmailMessage()
-    falling = alert.share_after is not None and alert.share_before is not None and alert.share_after < alert.share_before
-    msg["Subject"] = (f"framewatch {alert.kind}: {alert.frame} {'falling' if falling else 'rising'} in {alert.watch_id} "
+    msg["Subject"] = (f"framewatch {alert.kind}: {alert.frame} {'falling' if fell(alert) else 'rising'} in {alert.watch_id} "
                       f"(score {alert.score:.1f})")
     msg["From"] = channel.sender or ""
     msg["To"] = ", ".join(channel.to)

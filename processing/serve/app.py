@@ -10,7 +10,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -293,7 +293,7 @@ def add_read_routes(router: APIRouter, ctx: ServeContext, paging: Paging) -> Non
 
         assert ctx.writer is not None
         labels = ctx.writer.read(LABELS)
-        frame = in_queue_order(reads.uncertain(ctx.lake, watch, ctx.now() - timedelta(days=days), answered(ctx)),
+        frame = in_queue_order(reads.uncertain(ctx.lake, watch, ctx.now() - timedelta(days=days), answered(labels)),
                                labels.values())
         offset, token = page_bounds(frame.height, page[0], page[1])
         rows = frame.slice(offset, page[1]).to_dicts() if frame.height else []
@@ -311,10 +311,9 @@ def add_read_routes(router: APIRouter, ctx: ServeContext, paging: Paging) -> Non
                              clusters=[m.Cluster(**r) for r in rows])
 
 
-def answered(ctx: ServeContext) -> set[str]:
-    """``item#index`` of the segments labelled (a frame or ``none``) or skipped on the labels topic."""
-    assert ctx.writer is not None
-    return {key for key, v in ctx.writer.read(LABELS).items() if v is not None and (v.get("frame") or v.get("skipped"))}
+def answered(labels: Mapping[str, Mapping[str, Any] | None]) -> set[str]:
+    """``item#index`` of the segments labelled (a frame or ``none``) or skipped, from the labels topic's values."""
+    return {key for key, v in labels.items() if v is not None and (v.get("frame") or v.get("skipped"))}
 
 
 def tokens_path(settings: Settings) -> Path:
